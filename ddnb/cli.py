@@ -8,7 +8,7 @@ import argparse, sys
 from .reproduce import run_grid, write_reports, PROFILES
 
 # %% auto #0
-__all__ = ['parser', 'main']
+__all__ = ['parser', 'bench_students', 'main']
 
 # %% ../nbs/15_cli.ipynb #c004
 def parser() -> argparse.ArgumentParser:
@@ -24,7 +24,26 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser('report', help="rebuild reports/<profile>/README.md from its result files")
     w.add_argument('--profile', default='mini', choices=sorted(PROFILES))
     w.add_argument('--reports-dir', default='reports')
+    b = sub.add_parser('bench', help='print throughput benchmarks of this machine')
+    b.add_argument('what', choices=['students'])
+    b.add_argument('--image-size', type=int, default=16)
+    b.add_argument('--channels', type=int, default=1)
+    b.add_argument('--batch-size', type=int, default=64)
+    b.add_argument('--steps', type=int, default=30)
+    b.add_argument('--threads', type=int, default=None, help='torch threads (default: all)')
+    b.add_argument('--width', type=int, default=None, help='ConvNet width (default 128)')
     return p
+
+def bench_students(a) -> list:
+    "Print training images/s per student, measured side by side in one run."
+    import torch
+    from ddnb.evaluate import student_throughput
+    if a.threads: torch.set_num_threads(a.threads)
+    kw = {'convnet': {'width': a.width}} if a.width else None
+    rows = student_throughput(('convnet', 'resnetap10', 'resnet18'), a.image_size, a.channels, a.batch_size, a.steps, kw)
+    print(f"student training throughput, {a.channels}x{a.image_size}x{a.image_size}, batch {a.batch_size}, {torch.get_num_threads()} threads:")
+    for r in rows: print(f"  {r['student']:12s} {r['params']:>10,d} params  {r['images_per_s']:9.1f} images/s")
+    return rows
 
 def main(argv=None) -> int:
     "Entry point of the `ddnb` command."
@@ -37,3 +56,5 @@ def main(argv=None) -> int:
         return 1 if failed else 0
     if a.command == 'report':
         print(write_reports(a.profile, a.reports_dir)); return 0
+    if a.command == 'bench':
+        bench_students(a); return 0

@@ -183,8 +183,10 @@ class StageCache:
 
 # %% ../nbs/00_core.ipynb #c017
 def progress(iterable=None, **kwargs):
-    "tqdm progress bar unless `DDNB_PROGRESS=0`."
-    from tqdm.auto import tqdm
+    "tqdm progress bar unless `DDNB_PROGRESS=0`; plain text (not a widget) when `DDNB_PROGRESS=text` (papermill runs)."
+    mode = os.environ.get('DDNB_PROGRESS', '1')
+    if mode == 'text': from tqdm.std import tqdm
+    else: from tqdm.auto import tqdm
     kwargs.setdefault('disable', os.environ.get('DDNB_PROGRESS', '1') == '0')
     kwargs.setdefault('mininterval', 1.0)
     return tqdm(iterable, **kwargs)

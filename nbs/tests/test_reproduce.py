@@ -22,12 +22,20 @@ def test_smoke_grid_runs_and_resumes(tmp_path):
     assert (out/'notebooks'/'foundation.ipynb').exists()
     readme = (out/'README.md').read_text()
     assert 'Quality gate' in readme and 'PSNR' in readme and 'profile `smoke`' in readme
-    # second run: the cell is skipped because its result exists
+    # baselines: one cell per method, rows per (IPC, recipe, seed), a table with mean ± std and a figure
+    for m in ('Random', 'Herding', 'K-Center', 'DiT', 'DiT+CFG', 'Full'):
+        b = json.loads((out/'results'/f'baseline-{m}.json').read_text())
+        assert {r['recipe'] for r in b['rows']} == {'mini-hard@2ep', 'mini-soft@2ep'}
+        assert len(b['rows']) == (4 if m == 'Full' else 8) and all(0 <= r['top1'] <= 100 for r in b['rows'])
+    assert (out/'distilled'/'Herding'/'ipc2'/'manifest.json').exists()
+    assert (out/'figures'/'baselines_vs_ipc.png').exists() and 'Random' in (out/'baselines.csv').read_text()
+    assert '| DiT+CFG | 2 |' in readme and 'seeds [0, 1]' in readme
+    # second run: every cell is skipped because its result exists
     st = run_grid('smoke', reports, cache)
-    assert [s['status'] for s in st] == ['cached']
-    # forced re-run: the notebook runs again but the pretraining stage comes from the cache
-    st = run_grid('smoke', reports, cache, force=True)
-    assert st[0]['status'] == 'ok'
+    assert {s['status'] for s in st} == {'cached'}
+    # forced re-run of one cell: the notebook runs again but the pretraining stage comes from the cache
+    st = run_grid('smoke', reports, cache, only='foundation', force=True)
+    assert [s['status'] for s in st] == ['ok']
     assert load_results('smoke', reports)['foundation']['pretrain']['cached']
     assert len(list((cache/'pretrain').iterdir())) == 1
 
