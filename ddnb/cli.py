@@ -8,7 +8,7 @@ import argparse, sys
 from .reproduce import run_grid, write_reports, PROFILES
 
 # %% auto #0
-__all__ = ['parser', 'bench_students', 'main']
+__all__ = ['parser', 'bench_d3hr', 'bench_students', 'main']
 
 # %% ../nbs/15_cli.ipynb #c004
 def parser() -> argparse.ArgumentParser:
@@ -25,14 +25,31 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument('--profile', default='mini', choices=sorted(PROFILES))
     w.add_argument('--reports-dir', default='reports')
     b = sub.add_parser('bench', help='print throughput benchmarks of this machine')
-    b.add_argument('what', choices=['students'])
+    b.add_argument('what', choices=['students', 'd3hr'])
     b.add_argument('--image-size', type=int, default=16)
     b.add_argument('--channels', type=int, default=1)
     b.add_argument('--batch-size', type=int, default=64)
     b.add_argument('--steps', type=int, default=30)
     b.add_argument('--threads', type=int, default=None, help='torch threads (default: all)')
     b.add_argument('--width', type=int, default=None, help='ConvNet width (default 128)')
+    b.add_argument('--m', type=float, nargs='+', default=[1e3, 1e5, 1e7], help='d3hr: candidate groups per class')
+    b.add_argument('--ipc', type=int, nargs='+', default=[1, 10], help='d3hr: group sizes')
+    b.add_argument('--dims', type=int, default=64, help='d3hr: latent dimensions (mini world 64; DiT-XL/2 4096)')
     return p
+
+def bench_d3hr(a) -> list:
+    "Print candidate groups scored per second and peak memory per (m, IPC), each in a fresh process."
+    import json, subprocess, sys
+    rows = []
+    print(f"D3HR group sampling, one class, {a.dims} latent dims, each (m, IPC) in a fresh process:")
+    for ipc in a.ipc:
+        for m in a.m:
+            code = f"import json; from ddnb.d3hr import bench_group_sampling as b; print(json.dumps(b({int(m)}, {ipc}, {a.dims})))"
+            out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            r = json.loads(out); rows.append(r)
+            print(f"  IPC {ipc:3d}  m {int(m):>10,d}  {r['seconds']:8.2f} s  {r['candidates_per_s']:12,.0f} groups/s  "
+                  f"peak RSS {r['peak_rss_mb']:7.0f} MB  (chunk {r['chunk_mb']:.1f} MB)")
+    return rows
 
 def bench_students(a) -> list:
     "Print training images/s per student, measured side by side in one run."
@@ -57,4 +74,4 @@ def main(argv=None) -> int:
     if a.command == 'report':
         print(write_reports(a.profile, a.reports_dir)); return 0
     if a.command == 'bench':
-        bench_students(a); return 0
+        (bench_students if a.what == 'students' else bench_d3hr)(a); return 0

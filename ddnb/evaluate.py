@@ -139,8 +139,8 @@ register_recipe(Recipe('minimax-hard'))
 register_recipe(Recipe('ims3-hard', lr=0.1, augment=['rrc', 'flip', 'randaugment'], epochs_by_ipc=[[None, 300]]))
 register_recipe(Recipe('rded-soft', label_mode='soft', optimizer='adamw', lr=1e-3, weight_decay=0.01, schedule='cosine',
                        epochs_by_ipc=[[None, 300]]))
-_MINI = dict(student_kwargs={'width': 32}, input_size=16, mean=[0.5], std=[0.5], augment=['rrc', 'flip', 'jitter'],
-             epochs_by_ipc=[[1, 300], [2, 200], [5, 120], [10, 80], [None, 30]])
+_MINI = dict(student_kwargs={'width': 32}, input_size=16, mean=[0.5], std=[0.5], augment=['rrc', 'jitter'],
+             epochs_by_ipc=[[1, 600], [2, 400], [5, 240], [10, 160], [None, 60]])
 register_recipe(Recipe('mini-hard', **_MINI))
 register_recipe(Recipe('mini-soft', label_mode='soft', optimizer='adamw', lr=1e-3, weight_decay=0.01, schedule='cosine', **_MINI))
 

@@ -11,16 +11,16 @@ from pathlib import Path
 from .core import atomic_write, save_json, load_json, progress, default_cache_dir
 
 # %% auto #0
-__all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'grid_for', 'profile_dir', 'run_cell',
-           'run_grid', 'load_results', 'markdown_table', 'foundation_section', 'baseline_rows', 'baselines_section',
-           'write_reports', 'save_figure', 'image_grid_figure']
+__all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'grid_for', 'profile_dir',
+           'run_cell', 'run_grid', 'load_results', 'markdown_table', 'foundation_section', 'baseline_rows',
+           'baselines_section', 'd3hr_sweeps_section', 'write_reports', 'save_figure', 'image_grid_figure']
 
 # %% ../nbs/14_reproduce.ipynb #c007
 PROFILES = {
     'mini': dict(world='mini', pretrain_steps=5000, gate_n_per_class=100, recon_n=540, num_steps=50,
-                 ipcs=[1, 2, 5, 10], seeds=[0, 1, 2, 3, 4]),
+                 ipcs=[1, 2, 5, 10], seeds=[0, 1, 2, 3, 4], d3hr_studies=['main', 'losses', 'steps', 'm', 'variance'], m=10000),
     'smoke': dict(world='mini', pretrain_steps=40, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,
-                  gate_n_per_class=4, recon_n=20, num_steps=10, ipcs=[1, 2], seeds=[0, 1], epochs=2),
+                  gate_n_per_class=4, recon_n=20, num_steps=10, ipcs=[1, 2], seeds=[0, 1], epochs=2, d3hr_studies=['main'], m=100),
 }
 BASELINES = ('Random', 'Herding', 'K-Center', 'DiT', 'DiT+CFG', 'Full')
 
@@ -44,11 +44,34 @@ class GridCell:
     notebook: str           # file name under nbs/experiments/
     params: dict = field(default_factory=dict)
 
+def _v(name, mapping=None, group=None): return {'name': name, **({'mapping': mapping} if mapping else {}), **({'group': group} if group else {})}
+
+def d3hr_studies(p: dict) -> dict:
+    "D3HR studies of the grid: name → (variants, IPCs, recipes). The ablations of the paper's Table 3, Fig. 5, A5, A9–A10."
+    ipcs, hard = p['ipcs'], ['mini-hard']
+    L = lambda mu, sg, gm: {'lambda_mu': mu, 'lambda_sigma': sg, 'lambda_gamma': gm}
+    sweep_ipc = [ipcs[1] if len(ipcs) > 1 else ipcs[0]]
+    return {
+        'main': ([_v('D3HR'), _v('Base-DDPM', {'mapping': 'ddpm'}), _v('Base-RS', group={'m': 1}), _v('Pixel-Gaussian', {'mapping': 'pixel'})],
+                 ipcs, ['mini-hard', 'mini-soft']),
+        'losses': ([_v(n, group=L(*w)) for n, w in [('L_mu', (1, 0, 0)), ('L_sigma', (0, 1, 0)), ('L_gamma', (0, 0, 1)),
+                   ('L_mu+L_sigma', (1, 1, 0)), ('L_mu+L_gamma', (1, 0, 1)), ('L_sigma+L_gamma', (0, 1, 1)), ('L_mu+L_sigma+L_gamma', (1, 1, 1))]],
+                   [ipcs[0], ipcs[-1]], hard),
+        'steps': ([_v(f'T={k}', {'to_step': k}) for k in (10, 20, 31, 40, 50)], sweep_ipc, hard),
+        'm': ([_v(f'm={m}', group={'m': m}) for m in (1, 10, 100, 1000, 10000, 100000)], sweep_ipc, hard),
+        'variance': ([_v(f'variance {v:+d}%', group={'variance_scale': 1 + v / 100}) for v in (-50, -30, -10, 0, 10, 30, 50)], sweep_ipc, hard),
+    }
+
 def grid_for(profile: str) -> list:
     "The cells of a profile's reproduction grid, in run order."
     p = profile_params(profile)
-    return ([GridCell('foundation', 'foundation.ipynb', dict(p, seed=0))] +
-            [GridCell(f'baseline-{m}', 'baselines.ipynb', dict(p, method=m)) for m in BASELINES])
+    base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'm')}
+    studies = d3hr_studies(p)
+    return ([GridCell('foundation', 'foundation.ipynb', dict(base, seed=0))] +
+            [GridCell(f'baseline-{m}', 'baselines.ipynb', dict(base, method=m)) for m in BASELINES] +
+            [GridCell(f'd3hr-{name}', 'd3hr.ipynb', dict(base, study=name, variants=studies[name][0], ipcs=studies[name][1],
+                                                          recipes=studies[name][2], m=p['m']))
+             for name in p.get('d3hr_studies', [])])
 
 # %% ../nbs/14_reproduce.ipynb #c012
 def profile_dir(profile: str, reports_dir='reports') -> Path: return Path(reports_dir)/profile
@@ -130,8 +153,8 @@ def foundation_section(res: dict) -> str:
     return '\n'.join(out)
 
 def baseline_rows(results: dict) -> list:
-    "Summary rows (mean ± std per method, IPC, recipe) of all baseline cells."
-    return [r for k, res in results.items() if k.startswith('baseline-') for r in res['summary']]
+    "Summary rows (mean ± std per method, IPC, recipe) of the baseline cells and the methods' main cells."
+    return [r for k, res in results.items() if k.startswith('baseline-') or k == 'd3hr-main' for r in res['summary']]
 
 def _fmt(r): return f"{r['mean']:.1f} ± {r['std']:.1f}"
 
@@ -144,7 +167,8 @@ def baselines_section(results: dict, out: Path) -> str:
     hard = next((n for n in recipes if 'soft' not in n), recipes[0])
     cells = {(r['method'], r['ipc'], r['recipe']): r for r in rows}
     full = {r['recipe']: r for r in rows if r['method'] == 'Full'}
-    methods = [m for m in BASELINES if m != 'Full' and any(k[0] == m for k in cells)]
+    order = [m for m in BASELINES if m != 'Full'] + sorted({k[0] for k in cells} - set(BASELINES))
+    methods = [m for m in order if any(k[0] == m for k in cells)]
     ipcs = sorted({r['ipc'] for r in rows if r['method'] != 'Full'})
     seeds = sorted({s for r in rows for s in r['seeds']})
     table = []
@@ -177,7 +201,7 @@ def baselines_section(results: dict, out: Path) -> str:
                         'median std': f"{float(np.median([r['std'] for r in rs])):.1f}"})
     students = sorted({f"{r['student']}" for r in rows})
     return '\n'.join([
-        f"## Baselines (cells `baseline-*`, profile `{next(iter(results.values()))['profile']}`)", '',
+        f"## Baselines and methods (cells `baseline-*`, `d3hr-main`; profile `{next(iter(results.values()))['profile']}`)", '',
         f"Top-1 (%) on the real test split, mean ± sample std over seeds {seeds} (one distilled set and one student per seed). "
         f"Columns are evaluation recipes (`{'`, `'.join(recipes)}`; definitions in `results/baseline-*.json` and notebook "
         f"`12_evaluate`), student {', '.join(students)}. HLR / IOR / LRS are DD-Ranking scores from the `{hard}` column "
@@ -200,6 +224,40 @@ def _baselines_figure(cells, full, methods, ipcs, recipes, path):
         ax.legend(fontsize=7)
     save_figure(fig, path)
 
+def d3hr_sweeps_section(results: dict, out: Path) -> str:
+    "Markdown + figures of the D3HR ablation studies (losses, inversion step, m, variance) and latent diagnostics."
+    import matplotlib.pyplot as plt
+    md = []
+    main = results.get('d3hr-main')
+    if main:
+        diag = [{'variant': k, 'mapped timestep': d['timestep'], 'mean σ': f"{d['mean_sigma']:.3f}", 'mean |skewness|': f"{d['mean_abs_skew']:.3f}"}
+                for k, d in main['diagnostics'].items()]
+        md += ['### D3HR latent statistics (cell `d3hr-main`)', '',
+               'How Gaussian are the mapped latents? D3HR models them as N(μ, σ²) per dimension; skewness far from 0 means the model '
+               'is misspecified. (Pixel-Gaussian fits the pixels directly.)', '',
+               markdown_table(diag, ['variant', 'mapped timestep', 'mean σ', 'mean |skewness|']), '', '![latents](figures/d3hr_latents_pca.png)', '']
+    titles = {'losses': 'Loss terms of group sampling (paper Table 3)', 'steps': 'Inversion step T of 50 (paper Fig. 5)',
+              'm': 'Number of candidate groups m (paper Tables A9–A10)', 'variance': 'σ scaled (paper Table A5)'}
+    for study, title in titles.items():
+        res = results.get(f'd3hr-{study}')
+        if not res: continue
+        rows, names = res['summary'], [v['name'] for v in res['variants']]
+        ipcs = sorted({r['ipc'] for r in rows})
+        cells = {(r['method'], r['ipc']): r for r in rows}
+        table = [{'variant': n, **{f'IPC {i}': _fmt(cells[(n, i)]) for i in ipcs if (n, i) in cells}} for n in names]
+        md += [f"### {title} (cell `d3hr-{study}`, recipe {', '.join(res['recipes'])}, seeds {res['seeds']})", '',
+               markdown_table(table, ['variant', *[f'IPC {i}' for i in ipcs]]), '']
+        if study in ('steps', 'm', 'variance'):
+            fig, ax = plt.subplots(figsize=(5, 3.2))
+            for i in ipcs:
+                pts = [(k, cells[(n, i)]) for k, n in enumerate(names) if (n, i) in cells]
+                ax.errorbar([k for k, _ in pts], [r['mean'] for _, r in pts], [r['std'] for _, r in pts], marker='o', capsize=3, label=f'IPC {i}')
+            ax.set_xticks(range(len(names)), [n.split('=')[-1].replace('variance ', '') for n in names], rotation=30)
+            ax.set_xlabel(title); ax.set_ylabel('top-1 %'); ax.legend(fontsize=7)
+            save_figure(fig, out/'figures'/f'd3hr_{study}.png')
+            md += [f'![{study}](figures/d3hr_{study}.png)', '']
+    return '\n'.join((['## D3HR ablations', ''] + md) if md else [])
+
 def write_reports(profile: str, reports_dir='reports') -> Path:
     "Rebuild `reports/<profile>/README.md` from the result files and list failed cells."
     out, results = profile_dir(profile, reports_dir), load_results(profile, reports_dir)
@@ -209,6 +267,7 @@ def write_reports(profile: str, reports_dir='reports') -> Path:
           "`notebooks/`. Every number below was written by a grid cell; the cell, profile and seeds are named beside it.", '']
     if 'foundation' in results: md.append(foundation_section(results['foundation']))
     md.append(baselines_section(results, out))
+    md.append(d3hr_sweeps_section(results, out))
     if fails:
         md += ['## Failed cells', '', *[f"- `{f.stem}`: {load_json(f)['error'][:300]}" for f in fails], '']
     with atomic_write(out/'README.md', 'w') as f: f.write('\n'.join(md))
