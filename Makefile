@@ -27,6 +27,6 @@ test: $(STAMP)
 	$(BIN)/nbdev_clean
 	@git status --porcelain -- nbs | grep . && { echo "notebooks carry outputs or metadata: run nbdev_clean and commit"; exit 1; } || true
 	@echo "== nbdev_test"
-	DDNB_PROGRESS=0 $(BIN)/nbdev_test --n_workers 2 --timing
+	OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/nbdev_test --n_workers 2 --timing
 	@echo "== pytest (end-to-end)"
 	DDNB_PROGRESS=0 $(BIN)/pytest -q nbs/tests

@@ -30,6 +30,12 @@ def test_smoke_grid_runs_and_resumes(tmp_path):
     assert (out/'distilled'/'Herding'/'ipc2'/'manifest.json').exists()
     assert (out/'figures'/'baselines_vs_ipc.png').exists() and 'Random' in (out/'baselines.csv').read_text()
     assert '| DiT+CFG | 2 |' in readme and 'seeds [0, 1]' in readme
+    # D3HR main study: four variants next to the baselines, statistics diagnostics, the latent PCA figure
+    d = json.loads((out/'results'/'d3hr-main.json').read_text())
+    assert {r['method'] for r in d['rows']} == {'D3HR', 'Base-DDPM', 'Base-RS', 'Pixel-Gaussian'}
+    assert d['diagnostics']['D3HR']['mean_sigma'] > 0 and (out/'figures'/'d3hr_latents_pca.png').exists()
+    assert '| D3HR | 2 |' in readme and 'mean |skewness|' in readme
+    assert (out/'distilled'/'D3HR'/'ipc1'/'manifest.json').exists()
     # second run: every cell is skipped because its result exists
     st = run_grid('smoke', reports, cache)
     assert {s['status'] for s in st} == {'cached'}
