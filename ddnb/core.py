@@ -81,6 +81,11 @@ class Config:
             node[parts[-1]] = v
         return Config.from_dict(d)
 
+    @classmethod
+    def from_params(cls, **params) -> Config:
+        "A `Config` from flat notebook/CLI parameters (`pretrain_steps=…`); `None` values keep the defaults."
+        return cls().replace(**{k: v for k, v in params.items() if v is not None})
+
 def _split_section(k, d):
     "Map `pretrain_steps` to ['pretrain', 'steps'] when `pretrain` is a section; plain keys pass through."
     for sec, sub in d.items():

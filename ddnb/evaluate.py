@@ -20,7 +20,7 @@ from .students import build_student
 __all__ = ['MINIMAX_EPOCHS', 'AUGMENTATIONS', 'RECIPES', 'Recipe', 'random_resized_crop', 'random_flip', 'color_jitter',
            'lighting', 'rand_augment', 'augment_batch', 'cutmix', 'register_recipe', 'get_recipe', 'Normalized',
            'train_student', 'top1', 'teacher_for', 'evaluate', 'evaluate_one', 'run_evaluations', 'summarize',
-           'dd_ranking', 'student_throughput']
+           'recipes_for', 'teacher_if_needed', 'dd_ranking', 'student_throughput']
 
 # %% ../nbs/12_evaluate.ipynb #c006
 MINIMAX_EPOCHS = [[1, 3000], [10, 2000], [50, 1500], [200, 1000], [500, 500], [None, 300]]
@@ -274,13 +274,23 @@ def summarize(rows: list, keys=('method', 'ipc', 'recipe', 'label_mode', 'studen
     return out
 
 # %% ../nbs/12_evaluate.ipynb #c026
+def recipes_for(names: list, epochs: int | None = None) -> list:
+    "Registered recipes by name; with `epochs`, each rule is replaced and the name becomes `<name>@<epochs>ep`."
+    return [get_recipe(n) if epochs is None else get_recipe(n).replace(name=f'{n}@{epochs}ep', epochs_by_ipc=[[None, epochs]]) for n in names]
+
+def teacher_if_needed(cfg: Config, recipes: list, real: ImageSet) -> nn.Module | None:
+    "The cached teacher of the first soft-label recipe, or None when all are hard-label."
+    soft = [r for r in recipes if r.label_mode == 'soft']
+    return teacher_for(cfg, soft[0], real) if soft else None
+
+# %% ../nbs/12_evaluate.ipynb #c029
 def dd_ranking(acc_full_hard: float, acc_hard: float, acc: float, acc_random: float, w: float = 0.5) -> dict:
     "HLR, IOR and LRS from top-1 accuracies in %."
     hlr, ior = acc_full_hard - acc_hard, acc - acc_random
     z = w * ior / 100 - (1 - w) * hlr / 100
     return {'HLR': hlr, 'IOR': ior, 'LRS': 100 * (math.exp(z) - math.exp(-1)) / (math.e - math.exp(-1))}
 
-# %% ../nbs/12_evaluate.ipynb #c029
+# %% ../nbs/12_evaluate.ipynb #c032
 def student_throughput(names=('convnet', 'resnetap10', 'resnet18'), image_size: int = 16, channels: int = 1,
                        batch_size: int = 64, steps: int = 20, student_kwargs: dict | None = None, device='cpu') -> list:
     "Training throughput (images/s, forward + backward + SGD step) of each student, measured side by side."

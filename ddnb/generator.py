@@ -129,14 +129,14 @@ def load_generator(model_dir,  # folder with transformer/ [vae/] [scheduler/], o
     src, kw = (str(local), {}) if local.is_dir() else (str(model_dir), {'cache_dir': cache_dir})
     if not local.is_dir() and ('/' not in str(model_dir) or str(model_dir).startswith(('/', '.', '~'))):
         raise _missing_weights('generator folder', str(model_dir), FileNotFoundError())
-    try: tr = DiTTransformer2DModel.from_pretrained(src, subfolder='transformer', local_files_only=True, torch_dtype=dtype, **kw)
+    try: tr = DiTTransformer2DModel.from_pretrained(src, subfolder='transformer', local_files_only=True, low_cpu_mem_usage=False, torch_dtype=dtype, **kw)
     except (OSError, ValueError, EnvironmentError) as e: raise _missing_weights('DiT transformer', f'{src}/transformer', e) from None
     codec = IdentityCodec()
     if vae_dir is not None:
-        try: codec = VAECodec(AutoencoderKL.from_pretrained(str(Path(vae_dir).expanduser()), local_files_only=True, torch_dtype=dtype))
+        try: codec = VAECodec(AutoencoderKL.from_pretrained(str(Path(vae_dir).expanduser()), local_files_only=True, low_cpu_mem_usage=False, torch_dtype=dtype))
         except (OSError, ValueError, EnvironmentError) as e: raise _missing_weights('VAE', str(vae_dir), e) from None
     elif not local.is_dir() or (local/'vae').is_dir():
-        try: codec = VAECodec(AutoencoderKL.from_pretrained(src, subfolder='vae', local_files_only=True, torch_dtype=dtype, **kw))
+        try: codec = VAECodec(AutoencoderKL.from_pretrained(src, subfolder='vae', local_files_only=True, low_cpu_mem_usage=False, torch_dtype=dtype, **kw))
         except (OSError, ValueError, EnvironmentError) as e: raise _missing_weights('VAE', f'{src}/vae', e) from None
     sched = None
     if local.is_dir() and (local/'scheduler').is_dir():

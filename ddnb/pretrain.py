@@ -69,7 +69,7 @@ def pretrain_key(cfg: Config, train: ImageSet) -> dict:
 
 def load_mini_dit(d) -> DiTGenerator:
     "Load a mini generator saved by the pretraining stage."
-    tr = DiTTransformer2DModel.from_pretrained(str(Path(d)/'transformer'), local_files_only=True)
+    tr = DiTTransformer2DModel.from_pretrained(str(Path(d)/'transformer'), local_files_only=True, low_cpu_mem_usage=False)
     return DiTGenerator(tr, IdentityCodec(), tr.config.num_embeds_ada_norm).eval()
 
 def pretrained_mini_dit(cfg: Config, show_progress: bool = True) -> tuple[DiTGenerator, Path]:

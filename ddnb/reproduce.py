@@ -13,7 +13,8 @@ from .core import atomic_write, save_json, load_json, progress, default_cache_di
 # %% auto #0
 __all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'grid_for', 'profile_dir',
            'run_cell', 'run_grid', 'load_results', 'markdown_table', 'foundation_section', 'baseline_rows',
-           'baselines_section', 'd3hr_sweeps_section', 'write_reports', 'save_figure', 'image_grid_figure']
+           'baselines_section', 'd3hr_sweeps_section', 'write_reports', 'save_figure', 'image_grid_figure',
+           'distilled_figure']
 
 # %% ../nbs/14_reproduce.ipynb #c007
 PROFILES = {
@@ -298,3 +299,7 @@ def image_grid_figure(rows: list,  # list of (row label, images tensor (N, C, H,
         axs[r][0].set_ylabel(str(label), rotation=0, ha='right', va='center')
     if title: fig.suptitle(title)
     return fig
+
+def distilled_figure(ds, title: str = ''):
+    "One row per class of a distilled set's images."
+    return image_grid_figure([(c, ds.x[ds.y == i]) for i, c in enumerate(ds.classes)], title or f'{ds.method}, IPC {ds.ipc}')
