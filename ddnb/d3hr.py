@@ -50,10 +50,14 @@ class MappingConfig:
     mapping: str = 'inversion'       # 'inversion' | 'ddpm' (Base-DDPM: forward noising) | 'pixel' (no diffusion: pixels)
     batch_size: int = 256
 
+    def __post_init__(self):
+        if self.mapping not in ('inversion', 'ddpm', 'pixel'): raise ValueError(f"MappingConfig.mapping={self.mapping!r}: expected inversion, ddpm or pixel")
+        if not 0 <= self.to_step <= self.num_steps:
+            raise ValueError(f"MappingConfig.to_step={self.to_step}: must be in 0..num_steps={self.num_steps}")
+
 def class_statistics(gen: DiTGenerator, real: ImageSet, mc: MappingConfig = MappingConfig(),
                      gen_labels: torch.Tensor | None = None, seed: int = 0, show_progress: bool = True) -> dict:
     "Per-class μ, σ, γ (and counts) of the mapped real latents, streamed in batches."
-    if mc.mapping not in ('inversion', 'ddpm', 'pixel'): raise ValueError(f"mapping={mc.mapping!r}: expected inversion, ddpm or pixel")
     gl = torch.arange(real.num_classes) if gen_labels is None else gen_labels
     g, out = torch_generator(seed), {'mu': [], 'sigma': [], 'skew': [], 'count': []}
     t = -1 if mc.mapping == 'pixel' else inverted_timestep(gen, mc.num_steps, mc.to_step)

@@ -50,17 +50,18 @@ def ddim_sample(gen: DiTGenerator, z: torch.Tensor,  # noise (or a partially inv
             z = ddim_step(z, gen.eps(z, t, y, guidance_scale), alpha_bar(gen, t), alpha_bar(gen, t_next))
     return z
 
-def invert_to(gen: DiTGenerator, z0: torch.Tensor,  # clean latents
+def invert_to(gen: DiTGenerator, z0: torch.Tensor,  # clean latents (or latents already inverted `from_step` steps)
               y: torch.Tensor, num_steps: int = 50,
               to_step: int | None = None,  # how many inversion steps to run (default: all, reaching T−1)
-              guidance_scale: float = 1.0, grad: bool = False, show_progress: bool = False) -> torch.Tensor:
-    "DDIM inversion of `z0` through the first `to_step` of `num_steps` steps."
+              guidance_scale: float = 1.0, grad: bool = False, show_progress: bool = False,
+              from_step: int = 0) -> torch.Tensor:  # inversion steps `z0` has already gone through
+    "DDIM inversion of `z0` through steps `from_step`..`to_step` of `num_steps`."
     ts = ddim_timesteps(gen, num_steps).flip(0).tolist()
     to_step = num_steps if to_step is None else to_step
-    if not 0 <= to_step <= num_steps: raise ValueError(f"to_step={to_step}: must be in 0..{num_steps}")
+    if not 0 <= from_step <= to_step <= num_steps: raise ValueError(f"from_step={from_step}, to_step={to_step}: need 0 <= from_step <= to_step <= {num_steps}")
     z = z0
     with torch.set_grad_enabled(grad):
-        for k in progress(range(to_step), desc='DDIM inversion', disable=not show_progress):
+        for k in progress(range(from_step, to_step), desc='DDIM inversion', disable=not show_progress):
             t, t_prev = ts[k], (ts[k - 1] if k else -1)
             z = ddim_step(z, gen.eps(z, t, y, guidance_scale), alpha_bar(gen, t_prev), alpha_bar(gen, t))
     return z

@@ -21,7 +21,7 @@ PROFILES = {
     'mini': dict(world='mini', pretrain_steps=5000, gate_n_per_class=100, recon_n=540, num_steps=50,
                  ipcs=[1, 2, 5, 10], seeds=[0, 1, 2, 3, 4], d3hr_studies=['main', 'losses', 'steps', 'm', 'variance'], m=10000),
     'smoke': dict(world='mini', pretrain_steps=40, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,
-                  gate_n_per_class=4, recon_n=20, num_steps=10, ipcs=[1, 2], seeds=[0, 1], epochs=2, d3hr_studies=['main'], m=100),
+                  gate_n_per_class=4, recon_n=20, num_steps=10, ipcs=[1, 2], seeds=[0, 1], epochs=2, d3hr_studies=['main'], m=100, to_step=6),
 }
 BASELINES = ('Random', 'Herding', 'K-Center', 'DiT', 'DiT+CFG', 'Full')
 
@@ -66,12 +66,12 @@ def d3hr_studies(p: dict) -> dict:
 def grid_for(profile: str) -> list:
     "The cells of a profile's reproduction grid, in run order."
     p = profile_params(profile)
-    base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'm')}
+    base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'm', 'to_step')}
     studies = d3hr_studies(p)
     return ([GridCell('foundation', 'foundation.ipynb', dict(base, seed=0))] +
             [GridCell(f'baseline-{m}', 'baselines.ipynb', dict(base, method=m)) for m in BASELINES] +
             [GridCell(f'd3hr-{name}', 'd3hr.ipynb', dict(base, study=name, variants=studies[name][0], ipcs=studies[name][1],
-                                                          recipes=studies[name][2], m=p['m']))
+                                                          recipes=studies[name][2], m=p['m'], to_step=p.get('to_step', 31)))
              for name in p.get('d3hr_studies', [])])
 
 # %% ../nbs/14_reproduce.ipynb #c012
@@ -97,7 +97,7 @@ def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_nam
     except Exception as e:
         if tmp.exists(): os.replace(tmp, nb_out.with_name(f'{cell.name}.failed.ipynb'))
         rec = {'cell': cell.name, 'status': 'failed', 'seconds': round(time.time() - t0, 1), 'notebook': cell.notebook,
-               'params': params, 'error': f'{type(e).__name__}: {str(e)[-2000:]}'}
+               'params': params, 'error': f'{e.ename}: {e.evalue}' if hasattr(e, 'ename') else f'{type(e).__name__}: {str(e)[-2000:]}'}
         save_json(rec, out/'failures'/f'{cell.name}.json')
         return rec
     finally:
