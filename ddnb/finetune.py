@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import seed_everything, torch_generator, progress, save_json, load_json
+from .core import Config, StageCache, seed_everything, torch_generator, progress, save_json, load_json
 from .data import ImageSet
 from .generator import DiTGenerator
 from .ddim import invert_to, ddim_timesteps, inverted_timestep
@@ -18,7 +18,7 @@ from .pretrain import forward_noise, drop_labels
 
 # %% auto #0
 __all__ = ['apply_difffit', 'save_adapter', 'load_adapter', 'matching_distance', 'inversion_matching', 'FinetuneConfig',
-           'finetune']
+           'finetune', 'finetuned_generator']
 
 # %% ../nbs/06_finetune.ipynb #c006
 def _gamma_blocks(n: int, which) -> list:
@@ -146,3 +146,17 @@ def finetune(gen: DiTGenerator, real: ImageSet, fc: FinetuneConfig = FinetuneCon
             tot, n = tot + loss.item() * len(idx), n + len(idx)
         log.append((ep + 1, tot / n))
     return gen.eval(), log
+
+# %% ../nbs/06_finetune.ipynb #c017
+def finetuned_generator(cfg: Config, gen: DiTGenerator, gen_key, real: ImageSet, fc: FinetuneConfig, seed: int = 0,
+                        show_progress: bool = True) -> tuple[DiTGenerator, dict]:
+    "A Difffit-tuned copy of `gen` (cached adapter) and its log: seconds, loss per epoch."
+    def build(d: Path):
+        t0 = time.time()
+        tuned, log = finetune(gen, real, fc, seed, show_progress)
+        save_adapter(tuned.transformer, d/'adapter.safetensors')
+        save_json({'seconds': time.time() - t0, 'loss_log': log, 'finetune': asdict(fc)}, d/'finetune_log.json')
+    d = StageCache(Path(cfg.cache_dir)).run('finetune', {'generator': gen_key, 'real': real.fingerprint(), 'finetune': asdict(fc), 'seed': seed}, build)
+    tuned = copy.deepcopy(gen)
+    load_adapter(tuned.transformer, d/'adapter.safetensors')
+    return tuned.eval(), load_json(d/'finetune_log.json')

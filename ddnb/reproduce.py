@@ -13,15 +13,17 @@ from .core import atomic_write, save_json, load_json, progress, default_cache_di
 # %% auto #0
 __all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'grid_for', 'profile_dir',
            'run_cell', 'run_grid', 'load_results', 'markdown_table', 'foundation_section', 'baseline_rows',
-           'baselines_section', 'd3hr_sweeps_section', 'write_reports', 'save_figure', 'image_grid_figure',
-           'distilled_figure']
+           'baselines_section', 'd3hr_sweeps_section', 'paper_values', 'ims3_section', 'write_reports', 'save_figure',
+           'image_grid_figure', 'distilled_figure']
 
 # %% ../nbs/14_reproduce.ipynb #c007
 PROFILES = {
     'mini': dict(world='mini', pretrain_steps=5000, gate_n_per_class=100, recon_n=540, num_steps=50,
-                 ipcs=[1, 2, 5, 10], seeds=[0, 1, 2, 3, 4], d3hr_studies=['main', 'losses', 'steps', 'm', 'variance'], m=10000),
+                 ipcs=[1, 2, 5, 10], seeds=[0, 1, 2, 3, 4], d3hr_studies=['main', 'losses', 'steps', 'm', 'variance'], m=10000,
+                 finetune_epochs=8),
     'smoke': dict(world='mini', pretrain_steps=40, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,
-                  gate_n_per_class=4, recon_n=20, num_steps=10, ipcs=[1, 2], seeds=[0, 1], epochs=2, d3hr_studies=['main'], m=100, to_step=6),
+                  gate_n_per_class=4, recon_n=20, num_steps=10, ipcs=[1, 2], seeds=[0, 1], epochs=2, d3hr_studies=['main'], m=100, to_step=6,
+                  finetune_epochs=1),
 }
 BASELINES = ('Random', 'Herding', 'K-Center', 'DiT', 'DiT+CFG', 'Full')
 
@@ -66,13 +68,14 @@ def d3hr_studies(p: dict) -> dict:
 def grid_for(profile: str) -> list:
     "The cells of a profile's reproduction grid, in run order."
     p = profile_params(profile)
-    base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'm', 'to_step')}
+    base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'm', 'to_step', 'finetune_epochs')}
     studies = d3hr_studies(p)
     return ([GridCell('foundation', 'foundation.ipynb', dict(base, seed=0))] +
             [GridCell(f'baseline-{m}', 'baselines.ipynb', dict(base, method=m)) for m in BASELINES] +
             [GridCell(f'd3hr-{name}', 'd3hr.ipynb', dict(base, study=name, variants=studies[name][0], ipcs=studies[name][1],
                                                           recipes=studies[name][2], m=p['m'], to_step=p.get('to_step', 31)))
-             for name in p.get('d3hr_studies', [])])
+             for name in p.get('d3hr_studies', [])] +
+            [GridCell('ims3-table4', 'ims3.ipynb', dict(base, finetune_epochs=p['finetune_epochs']))])
 
 # %% ../nbs/14_reproduce.ipynb #c012
 def profile_dir(profile: str, reports_dir='reports') -> Path: return Path(reports_dir)/profile
@@ -155,7 +158,8 @@ def foundation_section(res: dict) -> str:
 
 def baseline_rows(results: dict) -> list:
     "Summary rows (mean ± std per method, IPC, recipe) of the baseline cells and the methods' main cells."
-    return [r for k, res in results.items() if k.startswith('baseline-') or k == 'd3hr-main' for r in res['summary']]
+    return [r for k, res in results.items() if k.startswith('baseline-') or k in ('d3hr-main', 'ims3-table4') for r in res['summary']
+            if not (k == 'ims3-table4' and r['method'] == 'DiT')]   # the baseline cell's DiT row is the same method
 
 def _fmt(r): return f"{r['mean']:.1f} ± {r['std']:.1f}"
 
@@ -202,7 +206,7 @@ def baselines_section(results: dict, out: Path) -> str:
                         'median std': f"{float(np.median([r['std'] for r in rs])):.1f}"})
     students = sorted({f"{r['student']}" for r in rows})
     return '\n'.join([
-        f"## Baselines and methods (cells `baseline-*`, `d3hr-main`; profile `{next(iter(results.values()))['profile']}`)", '',
+        f"## Baselines and methods (cells `baseline-*`, `d3hr-main`, `ims3-table4`; profile `{next(iter(results.values()))['profile']}`)", '',
         f"Top-1 (%) on the real test split, mean ± sample std over seeds {seeds} (one distilled set and one student per seed). "
         f"Columns are evaluation recipes (`{'`, `'.join(recipes)}`; definitions in `results/baseline-*.json` and notebook "
         f"`12_evaluate`), student {', '.join(students)}. HLR / IOR / LRS are DD-Ranking scores from the `{hard}` column "
@@ -259,6 +263,38 @@ def d3hr_sweeps_section(results: dict, out: Path) -> str:
             md += [f'![{study}](figures/d3hr_{study}.png)', '']
     return '\n'.join((['## D3HR ablations', ''] + md) if md else [])
 
+def paper_values(paper: str, table: str) -> list:
+    "Rows of the shipped `paper_results.csv` for one paper table."
+    import csv
+    from ddnb.data import reference_dir
+    with open(reference_dir()/'paper_results.csv', newline='') as f:
+        return [r for r in csv.DictReader(f) if r['paper'] == paper and r['table'] == table]
+
+def ims3_section(results: dict) -> str:
+    "Markdown of the IMS3 cell: the Table 4 ablation in this world beside the paper's numbers, and the runtime table."
+    res = results.get('ims3-table4')
+    if not res: return ''
+    cells = {(r['method'], r['ipc'], r['recipe']): r for r in res['summary']}
+    recipes = list(res['recipes'])
+    ablation = [{'method': m, 'IPC': i, **{rc: _fmt(cells[(m, i, rc)]) for rc in recipes if (m, i, rc) in cells}}
+                for i in res['ipcs'] for m in res['methods']]
+    paper = {}
+    for r in paper_values('IMS3', '4'): paper.setdefault(r['method'], {})[f"{r['dataset']} IPC {r['ipc']}"] = f"{r['mean']} ± {r['std']}"
+    pcols = sorted({k for v in paper.values() for k in v})
+    prow = [{'method': m, **paper.get(m, {})} for m in ('DiT', 'DiT+IM', 'DiT+S3', 'IMS3')]
+    rt = [{'method': r['method'], 'fine-tune (min)': f"{r['finetune_min']:.2f}", f"sampling IPC {r['ipc']} (min)": f"{r['sampling_min']:.2f}",
+           'total (min)': f"{r['total_min']:.2f}"} for r in res['runtime']]
+    p9 = {(r['method'], r['setting']): r['mean'] for r in paper_values('IMS3', '9')}
+    for row in rt: row['paper total, ImageWoof IPC 10 (min, RTX 4090)'] = p9.get((row['method'], 'stage=total'), '')
+    return '\n'.join([
+        f"## IMS3 ablation (cell `ims3-table4`, profile `{res['profile']}`, seeds {res['seeds']}, guidance {res['guidance_scale']}, "
+        f"G = {res['G']}, S³ objective `{res['objective']}`, IM fine-tune {res['finetune_epochs']} epochs, λ_IM = {res['lambda_im']})", '',
+        'Mini world (digits, top-1 % mean ± std over seeds):', '', markdown_table(ablation, ['method', 'IPC', *recipes]), '',
+        "The paper's Table 4 for reference — **a different world** (ImageNet subsets, DiT-XL/2, best of hard/soft labels), "
+        'not a comparison of equals:', '', markdown_table(prow, ['method', *pcols]), '',
+        f"Runtime on this machine (2 CPU cores; fine-tune is one-off, sampling is one IPC-{res['runtime'][0]['ipc']} set) beside IMS3 Table 9:", '',
+        markdown_table(rt, list(rt[0])), '', *[f"![{m}](figures/distilled_{m}.png)" for m in res['methods'] if m != 'DiT'], ''])
+
 def write_reports(profile: str, reports_dir='reports') -> Path:
     "Rebuild `reports/<profile>/README.md` from the result files and list failed cells."
     out, results = profile_dir(profile, reports_dir), load_results(profile, reports_dir)
@@ -268,6 +304,7 @@ def write_reports(profile: str, reports_dir='reports') -> Path:
           "`notebooks/`. Every number below was written by a grid cell; the cell, profile and seeds are named beside it.", '']
     if 'foundation' in results: md.append(foundation_section(results['foundation']))
     md.append(baselines_section(results, out))
+    md.append(ims3_section(results))
     md.append(d3hr_sweeps_section(results, out))
     if fails:
         md += ['## Failed cells', '', *[f"- `{f.stem}`: {load_json(f)['error'][:300]}" for f in fails], '']

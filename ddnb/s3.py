@@ -7,10 +7,13 @@ from __future__ import annotations
 import itertools
 import torch
 import torch.nn.functional as F
+from .data import ImageSet
+from .distilled import DistilledSet
+from .ddim import sample_images
 
 # %% auto #0
 __all__ = ['centroid', 'real_centroids', 'subgroup_centroids', 'paper_objective', 'code_objective', 'select_subgroups',
-           'exhaustive_subgroups']
+           'exhaustive_subgroups', 's3_distill']
 
 # %% ../nbs/08_s3.ipynb #c005
 def centroid(f: torch.Tensor) -> torch.Tensor:
@@ -88,3 +91,22 @@ def exhaustive_subgroups(c: torch.Tensor, r: torch.Tensor, objective: str = 'pap
     else:
         f = lambda ch: -code_objective(c, r, ch, alpha if alpha is not None else 0.4, beta if beta is not None else 0.9)
     return list(min(itertools.product(range(G), repeat=C), key=f))
+
+# %% ../nbs/08_s3.ipynb #c014
+def s3_distill(gen, phi, real: ImageSet, ipc: int, G: int = 5, seed: int = 0, objective: str = 'paper',
+               alpha: float | None = None, beta: float | None = None, k_real: int = 200, centroids: str = 'real',
+               guidance_scale: float = 1.0, num_steps: int = 50, method: str = 'DiT+S3',
+               gen_labels: torch.Tensor | None = None) -> DistilledSet:
+    "Selective Subgroup Sampling: the chosen subgroup of G candidate groups of `ipc` samples per class."
+    if centroids not in ('real', 'gen'): raise ValueError(f"centroids={centroids!r}: expected 'real' or 'gen'")
+    C = real.num_classes
+    y = torch.arange(C).repeat_interleave(G * ipc)
+    x = sample_images(gen, y if gen_labels is None else gen_labels[y], seed=seed, num_steps=num_steps, guidance_scale=guidance_scale)
+    f = phi(x).view(C, G * ipc, -1)
+    c = subgroup_centroids(f, G)
+    r = real_centroids(phi(real.x), real.y, C, k_real, seed) if centroids == 'real' else F.normalize(f.mean(1), dim=-1)
+    choice = select_subgroups(c, r, objective, alpha, beta)
+    xs = x.view(C, G, ipc, *x.shape[1:])[torch.arange(C), torch.tensor(choice)].flatten(0, 1)
+    params = {'ipc': ipc, 'G': G, 'objective': objective, 'alpha': alpha, 'beta': beta, 'k_real': k_real, 'centroids': centroids,
+              'guidance_scale': guidance_scale, 'num_steps': num_steps, 'choice': choice}
+    return DistilledSet(xs, torch.arange(C).repeat_interleave(ipc), real.classes, method, params, [seed], real.fingerprint())

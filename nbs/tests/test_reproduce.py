@@ -36,6 +36,11 @@ def test_smoke_grid_runs_and_resumes(tmp_path):
     assert d['diagnostics']['D3HR']['mean_sigma'] > 0 and (out/'figures'/'d3hr_latents_pca.png').exists()
     assert '| D3HR | 2 |' in readme and 'mean |skewness|' in readme
     assert (out/'distilled'/'D3HR'/'ipc1'/'manifest.json').exists()
+    # IMS3 ablation: five methods, runtime rows, the paper's Table 4 beside (labelled as another world)
+    t4 = json.loads((out/'results'/'ims3-table4.json').read_text())
+    assert {r['method'] for r in t4['rows']} == {'DiT', 'DiT+IM', 'DiT+S3', 'IMS3', 'Minimax'}
+    assert {r['method'] for r in t4['runtime']} == {'DiT', 'DiT+IM', 'DiT+S3', 'IMS3', 'Minimax'}
+    assert '## IMS3 ablation' in readme and 'a different world' in readme and '| IMS3 | 2 |' in readme
     # second run: every cell is skipped because its result exists
     st = run_grid('smoke', reports, cache)
     assert {s['status'] for s in st} == {'cached'}
