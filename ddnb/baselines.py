@@ -11,8 +11,8 @@ from .ddim import sample_images
 from .core import torch_generator
 
 # %% auto #0
-__all__ = ['select_random', 'herding', 'k_center', 'select_herding', 'select_k_center', 'real_subset', 'random_baseline',
-           'herding_baseline', 'k_center_baseline', 'full_baseline', 'dit_baseline']
+__all__ = ['per_class', 'select_random', 'herding', 'k_center', 'select_herding', 'select_k_center', 'real_subset',
+           'random_baseline', 'herding_baseline', 'k_center_baseline', 'full_baseline', 'dit_baseline']
 
 # %% ../nbs/10_baselines.ipynb #c005
 def _class_indices(y: torch.Tensor, c: int, ipc: int) -> torch.Tensor:
@@ -21,10 +21,14 @@ def _class_indices(y: torch.Tensor, c: int, ipc: int) -> torch.Tensor:
     if ipc < 1: raise ValueError(f"ipc={ipc}: must be >= 1")
     return idx
 
+def per_class(y: torch.Tensor, ipc: int, pick) -> torch.Tensor:
+    "Concatenate, over classes, `idx[pick(c, idx)]` where idx are the class's indices and `pick` returns IPC positions."
+    return torch.cat([idx[pick(c, idx)] for c in y.unique().tolist() for idx in [_class_indices(y, c, ipc)]])
+
 def select_random(y: torch.Tensor, ipc: int, seed: int = 0) -> torch.Tensor:
     "IPC random indices per class (seeded)."
     g = torch_generator(seed)
-    return torch.cat([idx[torch.randperm(len(idx), generator=g)[:ipc]] for c in y.unique().tolist() for idx in [_class_indices(y, c, ipc)]])
+    return per_class(y, ipc, lambda c, idx: torch.randperm(len(idx), generator=g)[:ipc])
 
 def herding(f: torch.Tensor, k: int) -> torch.Tensor:
     "Herding order: positions of the `k` rows of `f` whose running mean tracks the mean of `f`."
@@ -46,11 +50,11 @@ def k_center(f: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
 
 def select_herding(features: torch.Tensor, y: torch.Tensor, ipc: int) -> torch.Tensor:
     "Herding indices, IPC per class."
-    return torch.cat([idx[herding(features[idx], ipc)] for c in y.unique().tolist() for idx in [_class_indices(y, c, ipc)]])
+    return per_class(y, ipc, lambda c, idx: herding(features[idx], ipc))
 
 def select_k_center(features: torch.Tensor, y: torch.Tensor, ipc: int, seed: int = 0) -> torch.Tensor:
     "K-Center indices, IPC per class."
-    return torch.cat([idx[k_center(features[idx], ipc, seed + c)] for c in y.unique().tolist() for idx in [_class_indices(y, c, ipc)]])
+    return per_class(y, ipc, lambda c, idx: k_center(features[idx], ipc, seed + c))
 
 # %% ../nbs/10_baselines.ipynb #c009
 def real_subset(real: ImageSet, idx: torch.Tensor, method: str, params: dict, seed: int) -> DistilledSet:

@@ -13,7 +13,7 @@ import torch
 
 # %% auto #0
 __all__ = ['WORLDS', 'default_cache_dir', 'PretrainConfig', 'Config', 'seed_everything', 'torch_generator', 'get_device',
-           'atomic_write', 'save_json', 'load_json', 'fingerprint', 'StageCache', 'progress']
+           'count_parameters', 'atomic_write', 'save_json', 'load_json', 'fingerprint', 'StageCache', 'progress']
 
 # %% ../nbs/00_core.ipynb #c005
 WORLDS = ('mini', 'paper')
@@ -110,7 +110,12 @@ def get_device(pref: str = 'auto') -> torch.device:
     if dev.type == 'cuda' and not torch.cuda.is_available(): raise RuntimeError(f"device={pref!r} asked for CUDA but none is available")
     return dev
 
-# %% ../nbs/00_core.ipynb #c011
+# %% ../nbs/00_core.ipynb #c010
+def count_parameters(m: torch.nn.Module, trainable_only: bool = False) -> int:
+    "Number of (trainable) parameters of `m`."
+    return sum(p.numel() for p in m.parameters() if p.requires_grad or not trainable_only)
+
+# %% ../nbs/00_core.ipynb #c013
 @contextlib.contextmanager
 def atomic_write(path, mode: str = 'wb'):
     "Open a temp file beside `path` for writing; rename it to `path` only if the block finishes without error."
@@ -142,7 +147,7 @@ def load_json(path):
     try: return json.loads(path.read_text())
     except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e})") from None
 
-# %% ../nbs/00_core.ipynb #c014
+# %% ../nbs/00_core.ipynb #c016
 def _canonical(o):
     if isinstance(o, torch.Tensor): o = o.detach().cpu().contiguous().numpy()
     if isinstance(o, np.ndarray):
@@ -186,7 +191,7 @@ class StageCache:
             shutil.rmtree(tmp, ignore_errors=True); raise
         return final
 
-# %% ../nbs/00_core.ipynb #c017
+# %% ../nbs/00_core.ipynb #c019
 def progress(iterable=None, **kwargs):
     "tqdm progress bar unless `DDNB_PROGRESS=0`; plain text (not a widget) when `DDNB_PROGRESS=text` (papermill runs)."
     mode = os.environ.get('DDNB_PROGRESS', '1')

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import Config, StageCache, seed_everything, torch_generator, progress, save_json, load_json
+from .core import Config, StageCache, count_parameters, seed_everything, torch_generator, progress, save_json, load_json
 from .data import ImageSet, load_digits_split
 from .distilled import DistilledSet
 from .students import build_student
@@ -19,7 +19,7 @@ from .students import build_student
 # %% auto #0
 __all__ = ['MINIMAX_EPOCHS', 'AUGMENTATIONS', 'RECIPES', 'Recipe', 'random_resized_crop', 'random_flip', 'color_jitter',
            'lighting', 'rand_augment', 'augment_batch', 'cutmix', 'register_recipe', 'get_recipe', 'Normalized',
-           'train_student', 'top1', 'teacher_for', 'evaluate', 'evaluate_one', 'run_evaluations', 'summarize',
+           'train_student', 'top1', 'teacher_for', 'evaluate_one', 'summarize', 'evaluate', 'run_evaluations',
            'recipes_for', 'teacher_if_needed', 'dd_ranking', 'student_throughput']
 
 # %% ../nbs/12_evaluate.ipynb #c006
@@ -220,24 +220,6 @@ def teacher_for(cfg: Config, recipe: Recipe, real: ImageSet, seed: int = 0, show
     return Normalized(net, hard).eval()
 
 # %% ../nbs/12_evaluate.ipynb #c018
-def evaluate(ds: DistilledSet, recipe: Recipe, test: ImageSet, seeds=(0, 1, 2), teacher: nn.Module | None = None,
-             device='cpu', show_progress: bool = True) -> dict:
-    "Train a student per seed on `ds` with `recipe`; top-1 on `test` per seed, mean, std and seconds."
-    if list(ds.classes) != list(test.classes): raise ValueError(f"distilled set classes {ds.classes[:5]}… differ from the test set's")
-    accs, secs = [], []
-    for s in seeds:
-        t0 = time.time()
-        m = train_student(ds, recipe, s, teacher, device, show_progress=show_progress)
-        accs.append(top1(m, test, device=device)); secs.append(time.time() - t0)
-    a = np.array(accs)
-    return {'method': ds.method, 'ipc': ds.ipc, 'recipe': recipe.name, 'label_mode': recipe.label_mode, 'student': recipe.student,
-            'seeds': list(seeds), 'top1': accs, 'mean': float(a.mean()), 'std': float(a.std(ddof=1)) if len(a) > 1 else 0.0,
-            'seconds': secs, 'params': ds.params}
-
-# %% ../nbs/12_evaluate.ipynb #c023
-def _init_worker(threads: int):
-    torch.set_num_threads(threads)
-
 def evaluate_one(ds: DistilledSet, recipe: Recipe, seed: int, test: ImageSet, teacher: nn.Module | None = None, device='cpu') -> dict:
     "Train one student and return its row: method, ipc, recipe, label mode, student, seed, top-1, seconds."
     t0 = time.time()
@@ -245,6 +227,28 @@ def evaluate_one(ds: DistilledSet, recipe: Recipe, seed: int, test: ImageSet, te
     return {'method': ds.method, 'ipc': ds.ipc, 'recipe': recipe.name, 'label_mode': recipe.label_mode, 'student': recipe.student,
             'student_kwargs': recipe.student_kwargs, 'seed': seed, 'top1': top1(m, test, device=device), 'seconds': time.time() - t0,
             'set_seeds': ds.seeds, 'params': ds.params}
+
+def summarize(rows: list, keys=('method', 'ipc', 'recipe', 'label_mode', 'student')) -> list:
+    "Group per-seed rows into mean ± std (sample std) per key, keeping the seeds."
+    groups = {}
+    for r in rows: groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    out = []
+    for k, rs in groups.items():
+        a = np.array([r['top1'] for r in rs])
+        out.append({**dict(zip(keys, k)), 'mean': float(a.mean()), 'std': float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+                    'n': len(a), 'seeds': [r['seed'] for r in rs], 'seconds': float(sum(r['seconds'] for r in rs))})
+    return out
+
+def evaluate(ds: DistilledSet, recipe: Recipe, test: ImageSet, seeds=(0, 1, 2), teacher: nn.Module | None = None,
+             device='cpu', show_progress: bool = True) -> dict:
+    "Train a student per seed on `ds` with `recipe`; top-1 on `test` per seed, mean, std and seconds."
+    if list(ds.classes) != list(test.classes): raise ValueError(f"distilled set classes {ds.classes[:5]}… differ from the test set's")
+    rows = [evaluate_one(ds, recipe, s, test, teacher, device) for s in progress(seeds, desc=f'{recipe.name} on {ds.method}', disable=not show_progress)]
+    return {**summarize(rows)[0], 'top1': [r['top1'] for r in rows], 'seconds': [r['seconds'] for r in rows], 'params': ds.params}
+
+# %% ../nbs/12_evaluate.ipynb #c023
+def _init_worker(threads: int):
+    torch.set_num_threads(threads)
 
 def _run(args): return evaluate_one(*args)
 
@@ -261,17 +265,6 @@ def run_evaluations(tasks: list,  # (DistilledSet, Recipe, seed) triples
     from concurrent.futures import ProcessPoolExecutor
     with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_init_worker, initargs=(threads,)) as ex:
         return list(progress(ex.map(_run, args), total=len(args), desc=desc))
-
-def summarize(rows: list, keys=('method', 'ipc', 'recipe', 'label_mode', 'student')) -> list:
-    "Group per-seed rows into mean ± std (sample std) per key, keeping the seeds."
-    groups = {}
-    for r in rows: groups.setdefault(tuple(r[k] for k in keys), []).append(r)
-    out = []
-    for k, rs in groups.items():
-        a = np.array([r['top1'] for r in rs])
-        out.append({**dict(zip(keys, k)), 'mean': float(a.mean()), 'std': float(a.std(ddof=1)) if len(a) > 1 else 0.0,
-                    'n': len(a), 'seeds': [r['seed'] for r in rs], 'seconds': float(sum(r['seconds'] for r in rs))})
-    return out
 
 # %% ../nbs/12_evaluate.ipynb #c026
 def recipes_for(names: list, epochs: int | None = None) -> list:
@@ -306,5 +299,5 @@ def student_throughput(names=('convnet', 'resnetap10', 'resnet18'), image_size: 
         if device != 'cpu': torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         rows.append({'student': name, 'image_size': image_size, 'batch_size': batch_size, 'images_per_s': steps * batch_size / dt,
-                     'params': sum(p.numel() for p in net.parameters())})
+                     'params': count_parameters(net)})
     return rows

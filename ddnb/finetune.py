@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import Config, StageCache, seed_everything, torch_generator, progress, save_json, load_json
+from .core import Config, StageCache, count_parameters, seed_everything, torch_generator, progress, save_json, load_json
 from .data import ImageSet
 from .generator import DiTGenerator
 from .ddim import invert_to, ddim_timesteps, inverted_timestep

@@ -9,11 +9,11 @@ from pathlib import Path
 import torch
 from torch import nn
 from diffusers import DiTTransformer2DModel, AutoencoderKL, DDIMScheduler
-from .core import PretrainConfig
+from .core import PretrainConfig, count_parameters
 
 # %% auto #0
 __all__ = ['DIT_XL2_REPO', 'IdentityCodec', 'VAECodec', 'dit_scheduler', 'disable_label_dropout', 'DiTGenerator', 'mini_dit',
-           'count_parameters', 'save_generator', 'load_generator', 'tiny_paper_generator']
+           'save_generator', 'load_generator', 'tiny_paper_generator']
 
 # %% ../nbs/02_generator.ipynb #c006
 class IdentityCodec(nn.Module):
@@ -97,10 +97,6 @@ def mini_dit(pcfg: PretrainConfig = PretrainConfig(), num_classes: int = 10, ima
                                in_channels=channels, out_channels=channels, num_layers=pcfg.num_layers, sample_size=image_size,
                                patch_size=pcfg.patch_size, num_embeds_ada_norm=num_classes, norm_num_groups=1)
     return DiTGenerator(tr, IdentityCodec(), num_classes)
-
-def count_parameters(m: nn.Module, trainable_only: bool = False) -> int:
-    "Number of (trainable) parameters of `m`."
-    return sum(p.numel() for p in m.parameters() if p.requires_grad or not trainable_only)
 
 # %% ../nbs/02_generator.ipynb #c014
 DIT_XL2_REPO = 'facebook/DiT-XL-2-256'

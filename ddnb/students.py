@@ -8,10 +8,10 @@ import math
 import torch
 from torch import nn
 import torch.nn.functional as F
+from .core import count_parameters
 
 # %% auto #0
-__all__ = ['STUDENTS', 'register_student', 'build_student', 'instance_norm', 'convnet_depth', 'ConvNet', 'BasicBlock', 'ResNet',
-           'count_params']
+__all__ = ['STUDENTS', 'register_student', 'build_student', 'instance_norm', 'convnet_depth', 'ConvNet', 'BasicBlock', 'ResNet']
 
 # %% ../nbs/11_students.ipynb #c006
 STUDENTS = {}
@@ -99,5 +99,3 @@ def _resnetap10(num_classes, in_channels, image_size, **kw): return ResNet([1, 1
 
 @register_student('resnet18')
 def _resnet18(num_classes, in_channels, image_size, **kw): return ResNet([2, 2, 2, 2], num_classes, in_channels, image_size, **kw)
-
-def count_params(m: nn.Module) -> int: return sum(p.numel() for p in m.parameters())
