@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import Config, StageCache, count_parameters, seed_everything, torch_generator, progress, save_json, load_json
+from .core import Config, StageCache, count_parameters, fingerprint, seed_everything, torch_generator, progress, save_json, load_json
 from .data import ImageSet, load_digits_split
 from .distilled import DistilledSet
 from .students import build_student
@@ -255,16 +255,28 @@ def _run(args): return evaluate_one(*args)
 def run_evaluations(tasks: list,  # (DistilledSet, Recipe, seed) triples
                     test: ImageSet, teacher: nn.Module | None = None, workers: int = 2, threads: int = 1,
                     device='cpu', desc: str = 'students') -> list:
-    "Evaluate many (set, recipe, seed) tasks, in parallel processes on CPU; one row per task, in order."
-    args = [(ds, r, s, test, teacher, device) for ds, r, s in tasks]
+    "Evaluate many (set, recipe, seed) tasks, in parallel processes on CPU; one row per task, in order; identical tasks train once."
+    keys = [fingerprint(ds.x, ds.y, ds.soft_labels, r.to_dict(), s) for ds, r, s in tasks]
+    first = {}
+    for i, k in enumerate(keys): first.setdefault(k, i)
+    args = [(ds, r, s, test, teacher, device) for i, (ds, r, s) in enumerate(tasks) if first[keys[i]] == i]
     if workers <= 1 or device != 'cpu':
         before = torch.get_num_threads(); torch.set_num_threads(threads)
-        try: return [_run(a) for a in progress(args, desc=desc)]
+        try: unique = [_run(a) for a in progress(args, desc=desc)]
         finally: torch.set_num_threads(before)
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_init_worker, initargs=(threads,)) as ex:
-        return list(progress(ex.map(_run, args), total=len(args), desc=desc))
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_init_worker, initargs=(threads,)) as ex:
+            unique = list(progress(ex.map(_run, args), total=len(args), desc=desc))
+    by_key = dict(zip([k for i, k in enumerate(keys) if first[k] == i], unique))
+    rows = []
+    for (ds, r, s), k in zip(tasks, keys):
+        row = by_key[k]
+        if row['method'] != ds.method or row['params'] != ds.params:
+            row = {**row, 'method': ds.method, 'params': ds.params, 'set_seeds': ds.seeds, 'same_as': row['method'], 'seconds': 0.0}
+        rows.append(row)
+    return rows
 
 # %% ../nbs/12_evaluate.ipynb #c026
 def recipes_for(names: list, epochs: int | None = None) -> list:

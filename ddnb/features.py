@@ -12,8 +12,8 @@ from .core import Config, StageCache, fingerprint, seed_everything, torch_genera
 from .data import ImageSet, load_digits_split
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'DigitsCNN', 'random_shift', 'train_classifier', 'predict', 'accuracy',
-           'real_classifier', 'FeatureExtractor', 'timm_feature_extractor', 'feature_extractor']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'MINI_FEATURES', 'DigitsCNN', 'random_shift', 'train_classifier', 'predict',
+           'accuracy', 'real_classifier', 'FeatureExtractor', 'timm_feature_extractor', 'feature_extractor']
 
 # %% ../nbs/04_features.ipynb #c005
 class DigitsCNN(nn.Module):
@@ -112,9 +112,21 @@ def timm_feature_extractor(weights,  # local .safetensors / .pth state dict of t
     return FeatureExtractor(net, lambda x: net.forward_head(net.forward_features(x), pre_logits=True),
                             resize, IMAGENET_MEAN, IMAGENET_STD)
 
-def feature_extractor(cfg: Config, weights=None, model_name: str = 'resnet18') -> FeatureExtractor:
-    "φ for the world of `cfg`: the cached digits CNN (mini) or a timm ImageNet model from local `weights` (paper)."
-    if cfg.world == 'mini':
+MINI_FEATURES = ('digits-cnn', 'random-cnn', 'pixels')
+
+def feature_extractor(cfg: Config, weights=None,
+                      model_name: str | None = None,  # paper: a timm name (default resnet18); mini: one of MINI_FEATURES (default digits-cnn)
+                      ) -> FeatureExtractor:
+    "φ for the world of `cfg`: a mini-world encoder by name (default the cached digits CNN) or a timm model from local `weights`."
+    if cfg.world != 'mini': return timm_feature_extractor(weights, model_name or 'resnet18')
+    name = model_name or 'digits-cnn'
+    if name == 'digits-cnn':
         net = real_classifier(cfg)
         return FeatureExtractor(net, net.features)
-    return timm_feature_extractor(weights, model_name)
+    if name == 'random-cnn':                       # same architecture, untrained: what does training φ buy?
+        with torch.random.fork_rng():
+            torch.manual_seed(0); net = DigitsCNN()
+        return FeatureExtractor(net, net.features)
+    if name == 'pixels': return FeatureExtractor(nn.Identity(), lambda x: x)
+    raise ValueError(f"feature extractor {name!r} is not a mini-world encoder: expected one of {MINI_FEATURES} "
+                     "(timm names need world='paper' and local weights)")

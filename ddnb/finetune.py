@@ -13,12 +13,12 @@ import torch.nn.functional as F
 from .core import Config, StageCache, count_parameters, seed_everything, torch_generator, progress, save_json, load_json
 from .data import ImageSet
 from .generator import DiTGenerator
-from .ddim import invert_to, ddim_timesteps, inverted_timestep
+from .ddim import invert_to, ddim_timesteps, inverted_timestep, ddim_step, alpha_bar
 from .pretrain import forward_noise, drop_labels
 
 # %% auto #0
-__all__ = ['apply_difffit', 'save_adapter', 'load_adapter', 'matching_distance', 'inversion_matching', 'FinetuneConfig',
-           'finetune', 'finetuned_generator']
+__all__ = ['apply_difffit', 'save_adapter', 'load_adapter', 'matching_distance', 'inversion_matching', 'inversion_matching_code',
+           'minimax_terms', 'FinetuneConfig', 'finetune', 'finetuned_generator']
 
 # %% ../nbs/06_finetune.ipynb #c006
 def _gamma_blocks(n: int, which) -> list:
@@ -87,6 +87,26 @@ def inversion_matching(gen: DiTGenerator, z0: torch.Tensor, y: torch.Tensor, k: 
     z = invert_to(gen, z, y, num_steps, k, grad=True, from_step=first_grad)       # gradient flows through these steps
     return matching_distance(z, z_t, matching)
 
+def inversion_matching_code(gen: DiTGenerator, z0: torch.Tensor, y: torch.Tensor, z_t: torch.Tensor,
+                            eps: torch.Tensor,  # ε_θ(z_t, t, y), carrying gradient
+                            t: int, t_prev: int,  # the timestep of z_t and the previous one of the schedule (−1: clean)
+                            matching: str = 'cos') -> torch.Tensor:
+    "Official-code IM term: the model's DDIM step z_t → t' against a one-step DDIM inversion of z0 to t' (fixed target)."
+    a_t, a_prev = alpha_bar(gen, t), alpha_bar(gen, t_prev)
+    with torch.no_grad(): target = ddim_step(z0, gen.eps(z0, t, y), 1.0, a_prev)
+    return matching_distance(ddim_step(z_t, eps, a_t, a_prev), target, matching)
+
+def minimax_terms(z_t: torch.Tensor, eps: torch.Tensor, a: torch.Tensor,  # ᾱ_t per sample, shape (B, 1, 1, 1)
+                  y: torch.Tensor, real_memory,  # class → (M, D) real latents
+                  past: list,  # recent predicted z0 (detached), the diversity memory
+                  lambda_rep: float, lambda_div: float) -> torch.Tensor:
+    "Minimax's representativeness (raise the least similar real) and diversity (lower the most similar past) terms."
+    z0_hat = ((z_t - (1 - a).sqrt() * eps) / a.sqrt()).flatten(1)
+    rep = torch.stack([-F.cosine_similarity(z0_hat[i:i + 1], real_memory(c)).min() for i, c in enumerate(y.tolist())]).mean()
+    div = torch.stack([F.cosine_similarity(z0_hat[i:i + 1], torch.cat(past)).max() for i in range(len(y))]).mean() if past else 0
+    past.append(z0_hat.detach())
+    return lambda_rep * rep + lambda_div * div
+
 # %% ../nbs/06_finetune.ipynb #c013
 @dataclass
 class FinetuneConfig:
@@ -101,12 +121,21 @@ class FinetuneConfig:
     im_num_steps: int = 10           # DDIM schedule used for the inversion inside the loss
     grad_steps: int | None = 1       # inversion steps that carry gradient (None: all)
     matching: str = 'cos'
+    im_form: str = 'paper'           # 'paper' (Eq. 4-7) | 'code' (official code: one-step form on top of the Minimax terms)
     lambda_rep: float = 0.002        # Minimax representativeness
     lambda_div: float = 0.008        # Minimax diversity
     memory: int = 64                 # Minimax memory size
 
     def __post_init__(self):
         if self.loss not in ('diffusion', 'im', 'minimax'): raise ValueError(f"FinetuneConfig.loss={self.loss!r}: expected diffusion, im or minimax")
+        if self.im_form not in ('paper', 'code'): raise ValueError(f"FinetuneConfig.im_form={self.im_form!r}: expected 'paper' or 'code'")
+        matching_distance(torch.zeros(1, 1), torch.ones(1, 1), self.matching)   # names a bad `matching` now, not mid-run
+
+    def to_key(self) -> dict:
+        "The fields that define the stage (a new field at its default leaves old cache keys unchanged)."
+        d = asdict(self)
+        if d['im_form'] == 'paper': d.pop('im_form')
+        return d
 
 def finetune(gen: DiTGenerator, real: ImageSet, fc: FinetuneConfig = FinetuneConfig(), seed: int = 0,
              show_progress: bool = True) -> tuple[DiTGenerator, list]:
@@ -117,6 +146,7 @@ def finetune(gen: DiTGenerator, real: ImageSet, fc: FinetuneConfig = FinetuneCon
     z_all = gen.encode(real.x)
     T, ts = gen.scheduler.config.num_train_timesteps, ddim_timesteps(gen, fc.im_num_steps).flip(0)
     real_mem, pred_mem, log = {}, [], []
+    memory_of = lambda c: real_mem.setdefault(c, z_all[real.y == c][:fc.memory].flatten(1))
     gen.train()
     for ep in progress(range(fc.epochs), desc=f'fine-tune ({fc.loss})', disable=not show_progress):
         tot, n = 0.0, 0
@@ -130,24 +160,20 @@ def finetune(gen: DiTGenerator, real: ImageSet, fc: FinetuneConfig = FinetuneCon
             z_t = forward_noise(gen, z0, t, noise)
             eps = gen.eps(z_t, t, drop_labels(y, gen.null_class, fc.class_dropout, g))
             loss = F.mse_loss(eps, noise)
-            if fc.loss == 'im':
+            if fc.loss == 'minimax' or (fc.loss == 'im' and fc.im_form == 'code'):
+                loss = loss + minimax_terms(z_t, eps, gen.alphas_cumprod[t].view(-1, 1, 1, 1), y, memory_of, pred_mem, fc.lambda_rep, fc.lambda_div)
+                del pred_mem[:-max(1, fc.memory // fc.batch_size)]
+            if fc.loss == 'im' and fc.im_form == 'paper':
                 loss = loss + fc.lambda_im * inversion_matching(gen, z0, y, k, fc.im_num_steps, z_t, fc.grad_steps, fc.matching)
-            elif fc.loss == 'minimax':
-                a = gen.alphas_cumprod[t].view(-1, 1, 1, 1)
-                z0_hat = ((z_t - (1 - a).sqrt() * eps) / a.sqrt()).flatten(1)
-                rep, div = [], []
-                for i, c in enumerate(y.tolist()):
-                    mem = real_mem.setdefault(c, z_all[real.y == c][:fc.memory].flatten(1))
-                    rep.append(-F.cosine_similarity(z0_hat[i:i + 1], mem).min())
-                    if pred_mem: div.append(F.cosine_similarity(z0_hat[i:i + 1], torch.cat(pred_mem)).max())
-                loss = loss + fc.lambda_rep * torch.stack(rep).mean() + (fc.lambda_div * torch.stack(div).mean() if div else 0)
-                pred_mem = (pred_mem + [z0_hat.detach()])[-max(1, fc.memory // fc.batch_size):]
+            elif fc.loss == 'im':
+                t_prev = int(ts[k - 2]) if k > 1 else -1
+                loss = loss + fc.lambda_im * inversion_matching_code(gen, z0, y, z_t, eps, int(t[0]), t_prev, fc.matching)
             opt.zero_grad(); loss.backward(); opt.step()
             tot, n = tot + loss.item() * len(idx), n + len(idx)
         log.append((ep + 1, tot / n))
     return gen.eval(), log
 
-# %% ../nbs/06_finetune.ipynb #c017
+# %% ../nbs/06_finetune.ipynb #c019
 def finetuned_generator(cfg: Config, gen: DiTGenerator, gen_key, real: ImageSet, fc: FinetuneConfig, seed: int = 0,
                         show_progress: bool = True) -> tuple[DiTGenerator, dict]:
     "A Difffit-tuned copy of `gen` (cached adapter) and its log: seconds, loss per epoch."
@@ -156,7 +182,7 @@ def finetuned_generator(cfg: Config, gen: DiTGenerator, gen_key, real: ImageSet,
         tuned, log = finetune(gen, real, fc, seed, show_progress)
         save_adapter(tuned.transformer, d/'adapter.safetensors')
         save_json({'seconds': time.time() - t0, 'loss_log': log, 'finetune': asdict(fc)}, d/'finetune_log.json')
-    d = StageCache(Path(cfg.cache_dir)).run('finetune', {'generator': gen_key, 'real': real.fingerprint(), 'finetune': asdict(fc), 'seed': seed}, build)
+    d = StageCache(Path(cfg.cache_dir)).run('finetune', {'generator': gen_key, 'real': real.fingerprint(), 'finetune': fc.to_key(), 'seed': seed}, build)
     tuned = copy.deepcopy(gen)
     load_adapter(tuned.transformer, d/'adapter.safetensors')
     return tuned.eval(), load_json(d/'finetune_log.json')

@@ -11,19 +11,20 @@ from pathlib import Path
 from .core import atomic_write, save_json, load_json, progress, default_cache_dir
 
 # %% auto #0
-__all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'grid_for', 'profile_dir',
-           'run_cell', 'run_grid', 'load_results', 'markdown_table', 'foundation_section', 'baseline_rows',
-           'baselines_section', 'd3hr_sweeps_section', 'paper_values', 'ims3_section', 'write_reports', 'save_figure',
-           'image_grid_figure', 'distilled_figure']
+__all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'ims3_studies', 'grid_for',
+           'profile_dir', 'run_cell', 'run_grid', 'load_results', 'markdown_table', 'foundation_section',
+           'baseline_rows', 'baselines_section', 'study_table', 'study_figure', 'd3hr_sweeps_section', 'paper_values',
+           'paper_table', 'ims3_section', 'ims3_sweeps_section', 'write_reports', 'save_figure', 'image_grid_figure',
+           'distilled_figure']
 
 # %% ../nbs/14_reproduce.ipynb #c007
 PROFILES = {
     'mini': dict(world='mini', pretrain_steps=5000, gate_n_per_class=100, recon_n=540, num_steps=50,
                  ipcs=[1, 2, 5, 10], seeds=[0, 1, 2, 3, 4], d3hr_studies=['main', 'losses', 'steps', 'm', 'variance'], m=10000,
-                 finetune_epochs=8),
+                 finetune_epochs=8, ims3_studies=['table4', 'alpha-beta', 'k', 'g', 'lambda', 'loss', 'features', 'centroids']),
     'smoke': dict(world='mini', pretrain_steps=40, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,
                   gate_n_per_class=4, recon_n=20, num_steps=10, ipcs=[1, 2], seeds=[0, 1], epochs=2, d3hr_studies=['main'], m=100, to_step=6,
-                  finetune_epochs=1),
+                  finetune_epochs=1, ims3_studies=['table4', 'alpha-beta', 'centroids']),
 }
 BASELINES = ('Random', 'Herding', 'K-Center', 'DiT', 'DiT+CFG', 'Full')
 
@@ -65,17 +66,40 @@ def d3hr_studies(p: dict) -> dict:
         'variance': ([_v(f'variance {v:+d}%', group={'variance_scale': 1 + v / 100}) for v in (-50, -30, -10, 0, 10, 30, 50)], sweep_ipc, hard),
     }
 
+def ims3_studies(p: dict) -> dict:
+    "IMS3 studies of the grid: name → (variants, IPCs, recipes). Table 4 and the sweeps of Fig. 3–6 and Tables 7, 8, 13."
+    from ddnb.features import MINI_FEATURES
+    ipcs, hard = p['ipcs'], ['mini-hard']
+    sweep_ipc, small = [ipcs[1] if len(ipcs) > 1 else ipcs[0]], ipcs[:2]
+    im = {'loss': 'im'}
+    def ims3(name, finetune=None, **s3): return {'name': name, 'finetune': {**im, **(finetune or {})}, 's3': s3}
+    dit, minimax = {'name': 'DiT'}, {'name': 'Minimax', 'finetune': {'loss': 'minimax'}}
+    return {
+        'table4': ([dit, {'name': 'DiT+IM', 'finetune': im}, {'name': 'DiT+S3', 's3': {}}, ims3('IMS3'), minimax], ipcs, ['mini-hard', 'mini-soft']),
+        'alpha-beta': ([ims3(f'α={a:g}, β={b:g}', alpha=a, beta=b) for a in (0, 0.25, 0.5, 1) for b in (0, 0.25, 0.5, 1)], sweep_ipc, hard),
+        'k': ([ims3(f"K={k or 'all'}", k_real=k) for k in (1, 2, 5, 10, 25, 50, None)], sweep_ipc, hard),
+        'g': ([ims3(f'G={g}', G=g) for g in (1, 2, 3, 5, 10, 20)], sweep_ipc, hard),
+        'lambda': ([v for lam in (0, 0.002, 0.02, 0.2, 2) for v in (ims3(f'IMS3 λ={lam:g}', {'lambda_im': lam}),
+                                                                   {'name': f'DiT+IM λ={lam:g}', 'finetune': {**im, 'lambda_im': lam}})], sweep_ipc, hard),
+        'loss': ([ims3('1−cos'), ims3('L1', {'matching': 'l1'}), ims3('L2', {'matching': 'l2'}),
+                  ims3('code form (Minimax + IM)', {'im_form': 'code'})], small, hard),
+        'features': ([ims3(f'φ = {n}', features=n) for n in MINI_FEATURES], small, hard),
+        'centroids': ([dit, minimax, ims3('IMS3 (generated centroids)', centroids='gen'), ims3('IMS3 (real centroids)')], small, hard),
+    }
+
 def grid_for(profile: str) -> list:
     "The cells of a profile's reproduction grid, in run order."
     p = profile_params(profile)
-    base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'm', 'to_step', 'finetune_epochs')}
-    studies = d3hr_studies(p)
+    base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'ims3_studies', 'm', 'to_step', 'finetune_epochs')}
+    d3hr, ims3 = d3hr_studies(p), ims3_studies(p)
     return ([GridCell('foundation', 'foundation.ipynb', dict(base, seed=0))] +
             [GridCell(f'baseline-{m}', 'baselines.ipynb', dict(base, method=m)) for m in BASELINES] +
-            [GridCell(f'd3hr-{name}', 'd3hr.ipynb', dict(base, study=name, variants=studies[name][0], ipcs=studies[name][1],
-                                                          recipes=studies[name][2], m=p['m'], to_step=p.get('to_step', 31)))
+            [GridCell(f'd3hr-{name}', 'd3hr.ipynb', dict(base, study=name, variants=d3hr[name][0], ipcs=d3hr[name][1],
+                                                          recipes=d3hr[name][2], m=p['m'], to_step=p.get('to_step', 31)))
              for name in p.get('d3hr_studies', [])] +
-            [GridCell('ims3-table4', 'ims3.ipynb', dict(base, finetune_epochs=p['finetune_epochs']))])
+            [GridCell(f'ims3-{name}', 'ims3.ipynb', dict(base, study=name, variants=ims3[name][0], ipcs=ims3[name][1],
+                                                         recipes=ims3[name][2], finetune_epochs=p['finetune_epochs']))
+             for name in p.get('ims3_studies', [])])
 
 # %% ../nbs/14_reproduce.ipynb #c012
 def profile_dir(profile: str, reports_dir='reports') -> Path: return Path(reports_dir)/profile
@@ -229,9 +253,43 @@ def _baselines_figure(cells, full, methods, ipcs, recipes, path):
         ax.legend(fontsize=7)
     save_figure(fig, path)
 
+def study_table(res: dict) -> tuple:
+    "Rows (variant × IPC[/recipe] mean ± std) and columns of a study cell; `same set as` names the variant whose set it repeats."
+    rows, names = res['summary'], [v['name'] for v in res['variants']]
+    recipes = list(res['recipes'])
+    cells = {(r['method'], r['ipc'], r['recipe']): r for r in rows}
+    col = lambda i, rc: f'IPC {i}' if len(recipes) == 1 else f'IPC {i} {rc}'
+    cols = [col(i, rc) for i in res['ipcs'] for rc in recipes]
+    twins = {}
+    for r in res['rows']: twins.setdefault(r['method'], set()).add(r.get('same_as'))
+    table = []
+    for n in names:
+        row = {'variant': n, **{col(i, rc): _fmt(cells[(n, i, rc)]) for i in res['ipcs'] for rc in recipes if (n, i, rc) in cells}}
+        if len(twins.get(n, ())) == 1 and None not in twins[n]: row['same set as'] = next(iter(twins[n]))
+        table.append(row)
+    if any('same set as' in r for r in table): cols = cols + ['same set as']
+    return table, ['variant', *cols]
+
+def study_figure(res: dict, curves: dict,  # curve label → list of (x tick label, variant name)
+                 xlabel: str, path) -> Path:
+    "Mean ± std (over seeds) of each curve's variants, one line per curve and IPC."
+    import matplotlib.pyplot as plt
+    cells = {(r['method'], r['ipc']): r for r in res['summary']}
+    fig, ax = plt.subplots(figsize=(5.2, 3.3))
+    ticks = list(dict.fromkeys(t for pts in curves.values() for t, _ in pts))
+    for label, pts in curves.items():
+        for i in res['ipcs']:
+            xs = [(ticks.index(t), cells[(n, i)]) for t, n in pts if (n, i) in cells]
+            ax.errorbar([k for k, _ in xs], [r['mean'] for _, r in xs], [r['std'] for _, r in xs], marker='o', capsize=3,
+                        label=f'{label} IPC {i}'.strip())
+    ax.set_xticks(range(len(ticks)), ticks, rotation=30); ax.set_xlabel(xlabel); ax.set_ylabel('top-1 %'); ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+def _study_header(res: dict, title: str) -> str:
+    return f"### {title} — cell `{res['cell']}`, recipe {', '.join(res['recipes'])}, seeds {res['seeds']}"
+
 def d3hr_sweeps_section(results: dict, out: Path) -> str:
     "Markdown + figures of the D3HR ablation studies (losses, inversion step, m, variance) and latent diagnostics."
-    import matplotlib.pyplot as plt
     md = []
     main = results.get('d3hr-main')
     if main:
@@ -246,20 +304,11 @@ def d3hr_sweeps_section(results: dict, out: Path) -> str:
     for study, title in titles.items():
         res = results.get(f'd3hr-{study}')
         if not res: continue
-        rows, names = res['summary'], [v['name'] for v in res['variants']]
-        ipcs = sorted({r['ipc'] for r in rows})
-        cells = {(r['method'], r['ipc']): r for r in rows}
-        table = [{'variant': n, **{f'IPC {i}': _fmt(cells[(n, i)]) for i in ipcs if (n, i) in cells}} for n in names]
-        md += [f"### {title} (cell `d3hr-{study}`, recipe {', '.join(res['recipes'])}, seeds {res['seeds']})", '',
-               markdown_table(table, ['variant', *[f'IPC {i}' for i in ipcs]]), '']
+        res = {'cell': f'd3hr-{study}', **res}
+        md += [_study_header(res, title), '', markdown_table(*study_table(res)), '']
         if study in ('steps', 'm', 'variance'):
-            fig, ax = plt.subplots(figsize=(5, 3.2))
-            for i in ipcs:
-                pts = [(k, cells[(n, i)]) for k, n in enumerate(names) if (n, i) in cells]
-                ax.errorbar([k for k, _ in pts], [r['mean'] for _, r in pts], [r['std'] for _, r in pts], marker='o', capsize=3, label=f'IPC {i}')
-            ax.set_xticks(range(len(names)), [n.split('=')[-1].replace('variance ', '') for n in names], rotation=30)
-            ax.set_xlabel(title); ax.set_ylabel('top-1 %'); ax.legend(fontsize=7)
-            save_figure(fig, out/'figures'/f'd3hr_{study}.png')
+            names = [v['name'] for v in res['variants']]
+            study_figure(res, {'': [(n.split('=')[-1].replace('variance ', ''), n) for n in names]}, title, out/'figures'/f'd3hr_{study}.png')
             md += [f'![{study}](figures/d3hr_{study}.png)', '']
     return '\n'.join((['## D3HR ablations', ''] + md) if md else [])
 
@@ -270,30 +319,91 @@ def paper_values(paper: str, table: str) -> list:
     with open(reference_dir()/'paper_results.csv', newline='') as f:
         return [r for r in csv.DictReader(f) if r['paper'] == paper and r['table'] == table]
 
+def paper_table(paper: str, table: str, label=lambda r: f"{r['method']} ({r['setting']})" if r['setting'] else r['method']) -> str:
+    "A paper table from `paper_results.csv` as markdown: one row per label, one column per dataset and IPC."
+    rows = {}
+    for r in paper_values(paper, table): rows.setdefault(label(r), {})[f"{r['dataset']} IPC {r['ipc']}"] = f"{r['mean']} ± {r['std']}"
+    cols = sorted({k for v in rows.values() for k in v})
+    return markdown_table([{'paper': k, **v} for k, v in rows.items()], ['paper', *cols])
+
+_DIFFERENT_WORLD = "— **a different world** (ImageNet subsets, DiT-XL/2, best of hard/soft labels), not a comparison of equals"
+
 def ims3_section(results: dict) -> str:
-    "Markdown of the IMS3 cell: the Table 4 ablation in this world beside the paper's numbers, and the runtime table."
+    "Markdown of the IMS3 Table 4 cell: the ablation beside the paper's numbers, feature-space statistics, t-SNE and runtime."
     res = results.get('ims3-table4')
     if not res: return ''
     cells = {(r['method'], r['ipc'], r['recipe']): r for r in res['summary']}
     recipes = list(res['recipes'])
     ablation = [{'method': m, 'IPC': i, **{rc: _fmt(cells[(m, i, rc)]) for rc in recipes if (m, i, rc) in cells}}
                 for i in res['ipcs'] for m in res['methods']]
-    paper = {}
-    for r in paper_values('IMS3', '4'): paper.setdefault(r['method'], {})[f"{r['dataset']} IPC {r['ipc']}"] = f"{r['mean']} ± {r['std']}"
-    pcols = sorted({k for v in paper.values() for k in v})
-    prow = [{'method': m, **paper.get(m, {})} for m in ('DiT', 'DiT+IM', 'DiT+S3', 'IMS3')]
     rt = [{'method': r['method'], 'fine-tune (min)': f"{r['finetune_min']:.2f}", f"sampling IPC {r['ipc']} (min)": f"{r['sampling_min']:.2f}",
            'total (min)': f"{r['total_min']:.2f}"} for r in res['runtime']]
     p9 = {(r['method'], r['setting']): r['mean'] for r in paper_values('IMS3', '9')}
     for row in rt: row['paper total, ImageWoof IPC 10 (min, RTX 4090)'] = p9.get((row['method'], 'stage=total'), '')
+    fs = [{'method': r['method'], 'IPC': r['ipc'], **{k: f"{r[k]:.3f}" for k in ('representativeness', 'coverage', 'diversity')}}
+          for r in sorted(res.get('feature_stats', []), key=lambda r: (r['ipc'], res['methods'].index(r['method'])))]
     return '\n'.join([
         f"## IMS3 ablation (cell `ims3-table4`, profile `{res['profile']}`, seeds {res['seeds']}, guidance {res['guidance_scale']}, "
-        f"G = {res['G']}, S³ objective `{res['objective']}`, IM fine-tune {res['finetune_epochs']} epochs, λ_IM = {res['lambda_im']})", '',
+        f"G = {res['G']}, S³ objective `{res['objective']}`, K_i = {res.get('k_real', 200)}, IM fine-tune {res['finetune_epochs']} epochs, "
+        f"λ_IM = {res['lambda_im']}, IM form: paper)", '',
         'Mini world (digits, top-1 % mean ± std over seeds):', '', markdown_table(ablation, ['method', 'IPC', *recipes]), '',
-        "The paper's Table 4 for reference — **a different world** (ImageNet subsets, DiT-XL/2, best of hard/soft labels), "
-        'not a comparison of equals:', '', markdown_table(prow, ['method', *pcols]), '',
-        f"Runtime on this machine (2 CPU cores; fine-tune is one-off, sampling is one IPC-{res['runtime'][0]['ipc']} set) beside IMS3 Table 9:", '',
+        f"The paper's Table 4 for reference {_DIFFERENT_WORLD}:", '', paper_table('IMS3', '4', lambda r: r['method']), '',
+        *(['Where the sets sit in feature space (φ = the digits CNN; per class, averaged over classes and seeds): representativeness = '
+           'cosine of the set centroid to the real centroid, coverage = mean over real train images of the best cosine to a set image '
+           'of their class, diversity = mean pairwise cosine distance within a class:', '',
+           markdown_table(fs, ['method', 'IPC', 'representativeness', 'coverage', 'diversity']), '',
+           '![t-SNE of real, DiT and IMS3 features](figures/ims3_tsne.png)', ''] if fs else []),
+        f"Runtime on this machine (2 CPU cores; fine-tune is one-off, sampling is one IPC-{res['runtime'][0]['ipc']} set, S³ including "
+        'its G× candidates) beside IMS3 Table 9:', '',
         markdown_table(rt, list(rt[0])), '', *[f"![{m}](figures/distilled_{m}.png)" for m in res['methods'] if m != 'DiT'], ''])
+
+def _heatmap(res: dict, path) -> Path:
+    "α × β heatmap of top-1 (first IPC and recipe of the cell)."
+    import matplotlib.pyplot as plt
+    ps = {(v['s3']['alpha'], v['s3']['beta']): v['name'] for v in res['variants']}
+    al, be = sorted({a for a, _ in ps}), sorted({b for _, b in ps})
+    cells = {(r['method'], r['ipc']): r for r in res['summary']}
+    ipc = res['ipcs'][0]
+    m = np.array([[cells[(ps[(a, b)], ipc)]['mean'] for b in be] for a in al])
+    sd = np.array([[cells[(ps[(a, b)], ipc)]['std'] for b in be] for a in al])
+    fig, ax = plt.subplots(figsize=(4.6, 3.8))
+    im = ax.imshow(m, cmap='viridis', origin='lower')
+    for i in range(len(al)):
+        for j in range(len(be)): ax.text(j, i, f'{m[i, j]:.1f}\n±{sd[i, j]:.1f}', ha='center', va='center', fontsize=7, color='w')
+    ax.set_xticks(range(len(be)), [f'{b:g}' for b in be]); ax.set_yticks(range(len(al)), [f'{a:g}' for a in al])
+    ax.set_xlabel('β (away from other classes)'); ax.set_ylabel('α (towards the real centroid)')
+    ax.set_title(f'IMS3 top-1 %, IPC {ipc}'); fig.colorbar(im)
+    return save_figure(fig, path)
+
+def ims3_sweeps_section(results: dict, out: Path) -> str:
+    "Markdown + figures of the IMS3 sweeps (Fig. 3–6, Tables 7, 8, 13), each beside the paper's values where it prints any."
+    studies = {'alpha-beta': ('S³ weights α and β (paper Fig. 3)', None), 'k': ('K_i real images per class centroid (paper Fig. 4)', None),
+               'lambda': ('IM weight λ_IM (paper Fig. 5)', None), 'g': ('G candidate subgroups per class (paper Fig. 6)', None),
+               'loss': ('IM matching distance and form (paper Table 7)', '7'), 'features': ('S³ feature extractor φ (paper Table 8)', '8'),
+               'centroids': ('Real vs generated S³ centroids (paper Table 13)', '13')}
+    md = []
+    for study, (title, ptable) in studies.items():
+        res = results.get(f'ims3-{study}')
+        if not res: continue
+        res = {'cell': f'ims3-{study}', **res}
+        names = [v['name'] for v in res['variants']]
+        md += [_study_header(res, title), '', markdown_table(*study_table(res)), '']
+        fig = out/'figures'/f'ims3_{study}.png'
+        if study == 'alpha-beta':
+            _heatmap(res, fig)
+            md += ['With the paper objective only the ratio β/α changes which subgroup wins (the objective is α·A − β·B per class), '
+                   'so cells on one ray from the origin select the same sets; α = β = 0 selects nothing (the first subgroup).', '']
+        elif study == 'lambda':
+            lams = lambda pre: [(n.split('=')[-1], n) for n in names if n.startswith(pre)]
+            study_figure(res, {'IMS3': lams('IMS3'), 'DiT+IM': lams('DiT+IM')}, 'λ_IM', fig)
+        elif study in ('k', 'g'):
+            study_figure(res, {'IMS3': [(n.split('=')[-1], n) for n in names]}, title.split(' (')[0], fig)
+        else: fig = None
+        if fig: md += [f'![{study}]({fig.relative_to(out).as_posix()})', '']
+        md += ([f"The paper's Table {ptable} {_DIFFERENT_WORLD}:", '', paper_table('IMS3', ptable), ''] if ptable else
+               ['The paper prints this study as a figure only; `paper_results.csv` holds no values to place beside it.', ''])
+    return '\n'.join((['## IMS3 sweeps', '', 'Each sweep varies one knob of IMS3 (IM-tuned DiT + S³, defaults as in `ims3-table4`) '
+                        'with everything else fixed; seeds share candidates and students across variants.', ''] + md) if md else [])
 
 def write_reports(profile: str, reports_dir='reports') -> Path:
     "Rebuild `reports/<profile>/README.md` from the result files and list failed cells."
@@ -305,6 +415,7 @@ def write_reports(profile: str, reports_dir='reports') -> Path:
     if 'foundation' in results: md.append(foundation_section(results['foundation']))
     md.append(baselines_section(results, out))
     md.append(ims3_section(results))
+    md.append(ims3_sweeps_section(results, out))
     md.append(d3hr_sweeps_section(results, out))
     if fails:
         md += ['## Failed cells', '', *[f"- `{f.stem}`: {load_json(f)['error'][:300]}" for f in fails], '']

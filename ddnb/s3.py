@@ -13,7 +13,7 @@ from .ddim import sample_images
 
 # %% auto #0
 __all__ = ['centroid', 'real_centroids', 'subgroup_centroids', 'paper_objective', 'code_objective', 'select_subgroups',
-           'exhaustive_subgroups', 's3_distill']
+           'exhaustive_subgroups', 'sample_candidates', 's3_distill', 'feature_stats']
 
 # %% ../nbs/08_s3.ipynb #c005
 def centroid(f: torch.Tensor) -> torch.Tensor:
@@ -93,15 +93,23 @@ def exhaustive_subgroups(c: torch.Tensor, r: torch.Tensor, objective: str = 'pap
     return list(min(itertools.product(range(G), repeat=C), key=f))
 
 # %% ../nbs/08_s3.ipynb #c014
+def sample_candidates(gen, num_classes: int, ipc: int, G: int = 5, seed: int = 0, guidance_scale: float = 1.0,
+                      num_steps: int = 50, gen_labels: torch.Tensor | None = None) -> torch.Tensor:
+    "G·IPC generated images per class, class-major (C·G·IPC, ...): the candidates S³ chooses from."
+    y = torch.arange(num_classes).repeat_interleave(G * ipc)
+    return sample_images(gen, y if gen_labels is None else gen_labels[y], seed=seed, num_steps=num_steps, guidance_scale=guidance_scale)
+
 def s3_distill(gen, phi, real: ImageSet, ipc: int, G: int = 5, seed: int = 0, objective: str = 'paper',
-               alpha: float | None = None, beta: float | None = None, k_real: int = 200, centroids: str = 'real',
+               alpha: float | None = None, beta: float | None = None, k_real: int | None = 200, centroids: str = 'real',
                guidance_scale: float = 1.0, num_steps: int = 50, method: str = 'DiT+S3',
-               gen_labels: torch.Tensor | None = None) -> DistilledSet:
+               gen_labels: torch.Tensor | None = None,
+               candidates: torch.Tensor | None = None,  # `sample_candidates` output to reuse (sweeps over selection knobs)
+               ) -> DistilledSet:
     "Selective Subgroup Sampling: the chosen subgroup of G candidate groups of `ipc` samples per class."
     if centroids not in ('real', 'gen'): raise ValueError(f"centroids={centroids!r}: expected 'real' or 'gen'")
     C = real.num_classes
-    y = torch.arange(C).repeat_interleave(G * ipc)
-    x = sample_images(gen, y if gen_labels is None else gen_labels[y], seed=seed, num_steps=num_steps, guidance_scale=guidance_scale)
+    x = sample_candidates(gen, C, ipc, G, seed, guidance_scale, num_steps, gen_labels) if candidates is None else candidates
+    if len(x) != C * G * ipc: raise ValueError(f"candidates: {len(x)} images, expected C·G·IPC = {C}·{G}·{ipc}")
     f = phi(x).view(C, G * ipc, -1)
     c = subgroup_centroids(f, G)
     r = real_centroids(phi(real.x), real.y, C, k_real, seed) if centroids == 'real' else F.normalize(f.mean(1), dim=-1)
@@ -110,3 +118,19 @@ def s3_distill(gen, phi, real: ImageSet, ipc: int, G: int = 5, seed: int = 0, ob
     params = {'ipc': ipc, 'G': G, 'objective': objective, 'alpha': alpha, 'beta': beta, 'k_real': k_real, 'centroids': centroids,
               'guidance_scale': guidance_scale, 'num_steps': num_steps, 'choice': choice}
     return DistilledSet(xs, torch.arange(C).repeat_interleave(ipc), real.classes, method, params, [seed], real.fingerprint())
+
+# %% ../nbs/08_s3.ipynb #c017
+def feature_stats(f_real: torch.Tensor, y_real: torch.Tensor,  # ℓ2-normalised real features and labels
+                  f_set: torch.Tensor, y_set: torch.Tensor,    # the distilled set's features and labels
+                  ) -> dict:
+    "Representativeness, coverage and diversity of a set against the real data, averaged over classes."
+    rep, cov, div = [], [], []
+    for c in y_real.unique().tolist():
+        fr, fs = f_real[y_real == c], f_set[y_set == c]
+        if len(fs) == 0: raise ValueError(f"class {c} has no images in the set")
+        rep.append(float(centroid(fs) @ centroid(fr)))
+        cov.append(float((fr @ fs.T).max(1).values.mean()))
+        sim = fs @ fs.T
+        div.append(float((1 - sim)[~torch.eye(len(fs), dtype=torch.bool)].mean()) if len(fs) > 1 else 0.0)
+    n = len(rep)
+    return {'representativeness': sum(rep) / n, 'coverage': sum(cov) / n, 'diversity': sum(div) / n}
