@@ -254,18 +254,21 @@ def _baselines_figure(cells, full, methods, ipcs, recipes, path):
     save_figure(fig, path)
 
 def study_table(res: dict) -> tuple:
-    "Rows (variant × IPC[/recipe] mean ± std) and columns of a study cell; `same set as` names the variant whose set it repeats."
+    "Rows (variant × IPC[/recipe] mean ± std) and columns of a study cell; `same set as` names an earlier variant with identical sets."
     rows, names = res['summary'], [v['name'] for v in res['variants']]
     recipes = list(res['recipes'])
     cells = {(r['method'], r['ipc'], r['recipe']): r for r in rows}
     col = lambda i, rc: f'IPC {i}' if len(recipes) == 1 else f'IPC {i} {rc}'
     cols = [col(i, rc) for i in res['ipcs'] for rc in recipes]
-    twins = {}
-    for r in res['rows']: twins.setdefault(r['method'], set()).add(r.get('same_as'))
+    # a row trained for another variant's identical task names it in `same_as` (that variant trained it): per task the
+    # class of identical sets is its `same_as` or itself; two variants repeat each other when equal on every task
+    cls = {}
+    for r in res['rows']: cls.setdefault(r['method'], {})[(r['ipc'], r['recipe'], r['seed'])] = r.get('same_as', r['method'])
     table = []
-    for n in names:
+    for k, n in enumerate(names):
         row = {'variant': n, **{col(i, rc): _fmt(cells[(n, i, rc)]) for i in res['ipcs'] for rc in recipes if (n, i, rc) in cells}}
-        if len(twins.get(n, ())) == 1 and None not in twins[n]: row['same set as'] = next(iter(twins[n]))
+        twin = next((m for m in names[:k] if cls.get(m) == cls.get(n)), None)
+        if twin and cls.get(n): row['same set as'] = twin
         table.append(row)
     if any('same set as' in r for r in table): cols = cols + ['same set as']
     return table, ['variant', *cols]
@@ -394,9 +397,12 @@ def ims3_sweeps_section(results: dict, out: Path) -> str:
             md += ['With the paper objective only the ratio β/α changes which subgroup wins (the objective is α·A − β·B per class), '
                    'so cells on one ray from the origin select the same sets; α = β = 0 selects nothing (the first subgroup).', '']
         elif study == 'lambda':
+            md += ['λ_IM = 0 is the same Difffit fine-tune without the IM term: the control for "is it IM, or fine-tuning at all?". '
+                   'IMS3 rows add S³ on top of each fine-tune; DiT+IM rows sample plainly from it.', '']
             lams = lambda pre: [(n.split('=')[-1], n) for n in names if n.startswith(pre)]
             study_figure(res, {'IMS3': lams('IMS3'), 'DiT+IM': lams('DiT+IM')}, 'λ_IM', fig)
         elif study in ('k', 'g'):
+            md += [{'k': 'K = all uses every train image of the class.', 'g': 'G = 1 keeps the only candidate subgroup: no selection.'}[study], '']
             study_figure(res, {'IMS3': [(n.split('=')[-1], n) for n in names]}, title.split(' (')[0], fig)
         else: fig = None
         if fig: md += [f'![{study}]({fig.relative_to(out).as_posix()})', '']

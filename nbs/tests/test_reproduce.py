@@ -41,6 +41,18 @@ def test_smoke_grid_runs_and_resumes(tmp_path):
     assert {r['method'] for r in t4['rows']} == {'DiT', 'DiT+IM', 'DiT+S3', 'IMS3', 'Minimax'}
     assert {r['method'] for r in t4['runtime']} == {'DiT', 'DiT+IM', 'DiT+S3', 'IMS3', 'Minimax'}
     assert '## IMS3 ablation' in readme and 'a different world' in readme and '| IMS3 | 2 |' in readme
+    assert {(r['method'], r['ipc']) for r in t4['feature_stats']} == {(m, i) for m in t4['methods'] for i in (1, 2)}
+    assert all(0 <= r['coverage'] <= 1 for r in t4['feature_stats']) and (out/'figures'/'ims3_tsne.png').exists()
+    # IMS3 sweeps: the α/β grid (sets on one ray are identical, so their students are trained once) and Table 13
+    ab = json.loads((out/'results'/'ims3-alpha-beta.json').read_text())
+    assert len(ab['variants']) == 16 and len(ab['rows']) == 16 * 2
+    top1 = {(r['method'], r['seed']): r['top1'] for r in ab['rows']}
+    for r in ab['rows']:
+        if r['method'] in ('α=0.5, β=0.5', 'α=1, β=1'):
+            assert 'same_as' in r and r['seconds'] == 0 and r['top1'] == top1[('α=0.25, β=0.25', r['seed'])]
+    cen = json.loads((out/'results'/'ims3-centroids.json').read_text())
+    assert {r['params'].get('centroids') for r in cen['rows'] if r['method'].startswith('IMS3')} == {'real', 'gen'}
+    assert (out/'figures'/'ims3_alpha-beta.png').exists() and '## IMS3 sweeps' in readme and 'Table 13' in readme
     # second run: every cell is skipped because its result exists
     st = run_grid('smoke', reports, cache)
     assert {s['status'] for s in st} == {'cached'}
