@@ -259,7 +259,7 @@ def run_evaluations(tasks: list,  # (DistilledSet, Recipe, seed) triples
     keys = [fingerprint(ds.x, ds.y, ds.soft_labels, r.to_dict(), s) for ds, r, s in tasks]
     first = {}
     for i, k in enumerate(keys): first.setdefault(k, i)
-    args = [(ds, r, s, test, teacher, device) for i, (ds, r, s) in enumerate(tasks) if first[keys[i]] == i]
+    args = [(*tasks[i], test, teacher, device) for i in first.values()]
     if workers <= 1 or device != 'cpu':
         before = torch.get_num_threads(); torch.set_num_threads(threads)
         try: unique = [_run(a) for a in progress(args, desc=desc)]
@@ -269,7 +269,7 @@ def run_evaluations(tasks: list,  # (DistilledSet, Recipe, seed) triples
         from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_init_worker, initargs=(threads,)) as ex:
             unique = list(progress(ex.map(_run, args), total=len(args), desc=desc))
-    by_key = dict(zip([k for i, k in enumerate(keys) if first[k] == i], unique))
+    by_key = dict(zip(first, unique))
     rows = []
     for (ds, r, s), k in zip(tasks, keys):
         row = by_key[k]

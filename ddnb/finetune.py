@@ -98,13 +98,15 @@ def inversion_matching_code(gen: DiTGenerator, z0: torch.Tensor, y: torch.Tensor
 
 def minimax_terms(z_t: torch.Tensor, eps: torch.Tensor, a: torch.Tensor,  # ᾱ_t per sample, shape (B, 1, 1, 1)
                   y: torch.Tensor, real_memory,  # class → (M, D) real latents
-                  past: list,  # recent predicted z0 (detached), the diversity memory
-                  lambda_rep: float, lambda_div: float) -> torch.Tensor:
+                  past: list,  # recent predicted z0 batches (detached), the diversity memory; updated in place
+                  lambda_rep: float, lambda_div: float,
+                  keep: int = 8,  # batches the diversity memory holds
+                  ) -> torch.Tensor:
     "Minimax's representativeness (raise the least similar real) and diversity (lower the most similar past) terms."
     z0_hat = ((z_t - (1 - a).sqrt() * eps) / a.sqrt()).flatten(1)
     rep = torch.stack([-F.cosine_similarity(z0_hat[i:i + 1], real_memory(c)).min() for i, c in enumerate(y.tolist())]).mean()
     div = torch.stack([F.cosine_similarity(z0_hat[i:i + 1], torch.cat(past)).max() for i in range(len(y))]).mean() if past else 0
-    past.append(z0_hat.detach())
+    past.append(z0_hat.detach()); del past[:-keep]
     return lambda_rep * rep + lambda_div * div
 
 # %% ../nbs/06_finetune.ipynb #c013
@@ -161,8 +163,8 @@ def finetune(gen: DiTGenerator, real: ImageSet, fc: FinetuneConfig = FinetuneCon
             eps = gen.eps(z_t, t, drop_labels(y, gen.null_class, fc.class_dropout, g))
             loss = F.mse_loss(eps, noise)
             if fc.loss == 'minimax' or (fc.loss == 'im' and fc.im_form == 'code'):
-                loss = loss + minimax_terms(z_t, eps, gen.alphas_cumprod[t].view(-1, 1, 1, 1), y, memory_of, pred_mem, fc.lambda_rep, fc.lambda_div)
-                del pred_mem[:-max(1, fc.memory // fc.batch_size)]
+                loss = loss + minimax_terms(z_t, eps, gen.alphas_cumprod[t].view(-1, 1, 1, 1), y, memory_of, pred_mem,
+                                            fc.lambda_rep, fc.lambda_div, max(1, fc.memory // fc.batch_size))
             if fc.loss == 'im' and fc.im_form == 'paper':
                 loss = loss + fc.lambda_im * inversion_matching(gen, z0, y, k, fc.im_num_steps, z_t, fc.grad_steps, fc.matching)
             elif fc.loss == 'im':
