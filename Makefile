@@ -1,19 +1,22 @@
-# Two entry points (see README): `make reproduce` and `make test`. Each creates .venv and installs ddnb if missing.
+# Two entry points (see README): `make reproduce` and `make test`. Each creates .venv and installs ddnb if missing,
+# with the exact versions of requirements.lock (`make lock` regenerates it from a clean venv).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.ddnb-installed
 PROFILE ?= mini
+# the notebooks whose numerics must hold on any x86 CPU: run a second time on ATen's baseline kernels
+NUMERIC_NBS = nbs/03_ddim.ipynb nbs/06_finetune.ipynb nbs/07_d3hr.ipynb nbs/08_s3.ipynb nbs/11_students.ipynb nbs/12_evaluate.ipynb
+LINUX_X86 = ; platform_system == "Linux" and platform_machine == "x86_64"
 
-.PHONY: reproduce test install
+.PHONY: reproduce test install lock
 
 install: $(STAMP)
 
-$(STAMP): settings.ini setup.py
+$(STAMP): settings.ini setup.py requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 reproduce: $(STAMP)
@@ -28,5 +31,18 @@ test: $(STAMP)
 	@git status --porcelain -- nbs | grep . && { echo "notebooks carry outputs or metadata: run nbdev_clean and commit"; exit 1; } || true
 	@echo "== nbdev_test"
 	OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/nbdev_test --n_workers 2 --timing
+	@echo "== nbdev_test of the numerics notebooks on ATen's baseline CPU kernels (as another CPU would pick)"
+	for nb in $(NUMERIC_NBS); do echo "-- $$nb"; ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/nbdev_test --path $$nb --do_print || exit 1; done
 	@echo "== pytest (end-to-end)"
 	DDNB_PROGRESS=0 $(BIN)/pytest -q nbs/tests
+
+# Regenerate requirements.lock: a clean venv with the ranges of settings.ini, frozen. Commit the result.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip setuptools wheel
+	.lock-venv/bin/python -m pip install -q -e '.[dev]'
+	{ echo "# Exact versions that make reproduce and make test install; make lock regenerates this file from a clean venv."; \
+	  echo "# Made with $$(.lock-venv/bin/python -c 'import platform as p; print("CPython", p.python_version(), "on", p.system(), p.machine())'). Library users: pip install -e . takes the ranges of settings.ini."; \
+	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | sed -E '/^(nvidia-|cuda-|triton)/ s/$$/$(LINUX_X86)/'; \
+	} > requirements.lock.tmp && mv requirements.lock.tmp requirements.lock && rm -rf .lock-venv
+	@grep -vc '^#' requirements.lock | xargs echo "requirements.lock: packages:"

@@ -4,18 +4,20 @@
 
 # %% ../nbs/14_reproduce.ipynb #c004
 from __future__ import annotations
-import json, os, shutil, sys, tempfile, time
+import hashlib, json, math, os, platform, shutil, sys, tempfile, time
 import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import atomic_write, save_json, load_json, progress, default_cache_dir
+from .core import atomic_write, save_json, load_json, progress, default_cache_dir, fingerprint
 
 # %% auto #0
 __all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'ims3_studies', 'grid_for',
-           'profile_dir', 'run_cell', 'run_grid', 'load_results', 'markdown_table', 'foundation_section',
+           'code_version', 'cell_key', 'file_sha256', 'Journal', 'profile_dir', 'run_cell', 'select_cells', 'plan_grid',
+           'format_plan', 'set_aside_results', 'run_grid', 'load_results', 'markdown_table', 'foundation_section',
            'baseline_rows', 'baselines_section', 'study_table', 'study_figure', 'd3hr_sweeps_section', 'paper_values',
-           'paper_table', 'ims3_section', 'ims3_sweeps_section', 'write_reports', 'save_figure', 'image_grid_figure',
-           'distilled_figure']
+           'paper_table', 'ims3_section', 'ims3_sweeps_section', 'write_reports', 'foundation_scalars',
+           'freeze_reference', 'load_reference', 'agreement', 'compare_to_reference', 'reproduction_section',
+           'save_figure', 'image_grid_figure', 'distilled_figure']
 
 # %% ../nbs/14_reproduce.ipynb #c007
 PROFILES = {
@@ -101,47 +103,150 @@ def grid_for(profile: str) -> list:
                                                          recipes=ims3[name][2], finetune_epochs=p['finetune_epochs']))
              for name in p.get('ims3_studies', [])])
 
+# %% ../nbs/14_reproduce.ipynb #c010b
+def code_version(notebook) -> str:
+    "Short sha256 of the installed `ddnb` sources and the code cells of one experiment notebook: the code a cell ran."
+    import ddnb
+    h, pkg = hashlib.sha256(), Path(ddnb.__file__).parent
+    for p in sorted(pkg.rglob('*.py')): h.update(p.relative_to(pkg).as_posix().encode() + b'\0' + p.read_bytes())
+    if not Path(notebook).exists(): return 'missing-notebook'   # the cell then fails when it runs, and is recorded
+    for c in json.loads(Path(notebook).read_text())['cells']:
+        if c['cell_type'] == 'code': h.update(''.join(c['source']).encode() + b'\0')
+    return h.hexdigest()[:16]
+
+def cell_key(cell: GridCell, profile: str) -> str:
+    "What makes a finished cell reusable: notebook, parameters, profile and the code version."
+    return fingerprint(cell.notebook, cell.params, profile, code_version(experiments_dir()/cell.notebook))
+
+def file_sha256(path) -> str:
+    "sha256 hex of a file's bytes."
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+class Journal:
+    "Per-cell records of what this machine finished for one reports folder, kept in the cache dir (never committed)."
+    def __init__(self, cache_dir, out):
+        self.out = Path(out).resolve()
+        self.dir = Path(cache_dir).expanduser()/'journal'/fingerprint(str(self.out))
+
+    def path(self, name: str) -> Path: return self.dir/f'{name}.json'
+
+    def get(self, name: str) -> dict | None:
+        "The cell's record, or None (none yet, or unreadable: the cell then runs again)."
+        try: return load_json(self.path(name))
+        except (FileNotFoundError, ValueError): return None
+
+    def record(self, name: str, state: str, **info):
+        "Write the cell's record: `state` is 'running', 'done' or 'failed'."
+        save_json({'cell': name, 'state': state, 'out_dir': str(self.out), 'host': platform.node(), **info}, self.path(name))
+
+    def verdict(self, name: str, key: str, result: Path) -> tuple:
+        "('reuse', why) when this machine finished the cell under `key` and `result` is the file it wrote; else ('run', why)."
+        rec = self.get(name)
+        if rec is None: return 'run', 'no record of a finished run on this machine' + (' (the result file there is from elsewhere)' if result.exists() else '')
+        if rec['state'] == 'running': return 'run', f"interrupted (started {rec.get('started', '?')}, pid {rec.get('pid', '?')})"
+        if rec['state'] != 'done': return 'run', f"{rec['state']} last time"
+        if rec.get('key') != key: return 'run', 'parameters or code changed since it finished'
+        if not result.exists() or file_sha256(result) != rec.get('result_sha256'): return 'run', 'result file missing or replaced since it finished'
+        return 'reuse', f"finished {rec['finished']} in {rec['seconds']:.0f} s"
+
 # %% ../nbs/14_reproduce.ipynb #c012
 def profile_dir(profile: str, reports_dir='reports') -> Path: return Path(reports_dir)/profile
 
-def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_name: str = 'python3') -> dict:
+def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_name: str = 'python3',
+             journal: Journal | None = None,  # records running / done / failed (default: the cache dir's journal for `out`)
+             key: str | None = None) -> dict:  # the cell's key (default `cell_key`)
     "Execute one grid cell with papermill; returns its status record."
     import papermill as pm
+    journal, key = journal or Journal(cache_dir, out), key or cell_key(cell, profile)
     result, nb_out = out/'results'/f'{cell.name}.json', out/'notebooks'/f'{cell.name}.ipynb'
-    if result.exists(): return {'cell': cell.name, 'status': 'cached'}
     nb_out.parent.mkdir(parents=True, exist_ok=True)
     tmp = nb_out.with_name(f'.{cell.name}.tmp-{os.getpid()}.ipynb')
     params = dict(cell.params, profile=profile, out_dir=str(out.resolve()), result_path=str(result.resolve()), cache_dir=str(cache_dir))
     t0, env_progress = time.time(), os.environ.get('DDNB_PROGRESS')
+    journal.record(cell.name, 'running', key=key, started=_now(), pid=os.getpid())
     if env_progress != '0': os.environ['DDNB_PROGRESS'] = 'text'   # the kernel inherits it: text bars, streamed below
     try:
+        result.unlink(missing_ok=True)   # only the notebook of this run may write it
         pm.execute_notebook(str(experiments_dir()/cell.notebook), str(tmp), parameters=params, kernel_name=kernel_name,
                             progress_bar=False, cwd=str(out.resolve()), stderr_file=sys.stderr)
         if not result.exists(): raise RuntimeError(f"notebook {cell.notebook} finished without writing {result}")
         os.replace(tmp, nb_out)
         (out/'failures'/f'{cell.name}.json').unlink(missing_ok=True)
-        return {'cell': cell.name, 'status': 'ok', 'seconds': round(time.time() - t0, 1)}
+        seconds = round(time.time() - t0, 1)
+        journal.record(cell.name, 'done', key=key, finished=_now(), seconds=seconds, result_sha256=file_sha256(result))
+        return {'cell': cell.name, 'status': 'ok', 'seconds': seconds}
     except Exception as e:
         if tmp.exists(): os.replace(tmp, nb_out.with_name(f'{cell.name}.failed.ipynb'))
         rec = {'cell': cell.name, 'status': 'failed', 'seconds': round(time.time() - t0, 1), 'notebook': cell.notebook,
                'params': params, 'error': f'{e.ename}: {e.evalue}' if hasattr(e, 'ename') else f'{type(e).__name__}: {str(e)[-2000:]}'}
         save_json(rec, out/'failures'/f'{cell.name}.json')
+        journal.record(cell.name, 'failed', key=key, finished=_now(), seconds=rec['seconds'], error=rec['error'][:2000])
         return rec
     finally:
         if env_progress is None: os.environ.pop('DDNB_PROGRESS', None)
         else: os.environ['DDNB_PROGRESS'] = env_progress
 
-def run_grid(profile: str = 'mini', reports_dir='reports', cache_dir=None, only=None,  # run only cells whose name contains this
-             force: bool = False,  # re-run cells whose result exists
-             cells: list | None = None) -> list:
-    "Run every unfinished cell of the profile's grid, then rebuild the profile's reports."
+def _now() -> str: return time.strftime('%Y-%m-%d %H:%M:%S')
+
+def select_cells(profile: str, only: str | None = None, cells: list | None = None) -> list:
+    "The grid cells whose name contains `only` (all when None); an `only` that matches nothing is an error listing the cells."
+    cells = cells or grid_for(profile)
+    chosen = [c for c in cells if not only or only in c.name]
+    if not chosen: raise ValueError(f"--only {only!r} matches no cell of profile {profile!r}; its cells: {[c.name for c in cells]}")
+    return chosen
+
+def plan_grid(cells: list, out: Path, cache_dir, profile: str, force: bool = False) -> list:
+    "One row per cell: reuse or run, why, and the estimated seconds of a run (from the reference run's timings)."
+    journal, timings = Journal(cache_dir, out), load_reference(out).get('timings', {})
+    rows = []
+    for c in cells:
+        key = cell_key(c, profile)
+        action, why = ('run', 'forced (--force)') if force else journal.verdict(c.name, key, out/'results'/f'{c.name}.json')
+        rows.append({'cell': c.name, 'action': action, 'why': why, 'key': key, 'estimate_s': timings.get(c.name) if action == 'run' else 0.0})
+    return rows
+
+def format_plan(rows: list, profile: str, out: Path, cache_dir) -> str:
+    "The plan as text: a line per cell, then the totals and the estimated time."
+    runs = [r for r in rows if r['action'] == 'run']
+    known = [r['estimate_s'] for r in runs if r['estimate_s'] is not None]
+    lines = [f"[ddnb] plan for profile {profile!r}: {len(rows)} cells, reports in {out}/, stage cache in {cache_dir}"]
+    for r in rows:
+        est = '' if r['action'] == 'reuse' else ('  ~?' if r['estimate_s'] is None else f"  ~{r['estimate_s'] / 60:.1f} min")
+        lines.append(f"  {r['cell']:<24} {r['action']:<5}{est:<12} {r['why']}")
+    unknown = len(runs) - len(known)
+    lines.append(f"[ddnb] {len(runs)} to run, {len(rows) - len(runs)} reused; estimated {sum(known) / 60:.0f} min "
+                 "(the reference run's wall time per cell, reference/timings.json)"
+                 + (f", {unknown} cells without a reference time" if unknown else ''))
+    return '\n'.join(lines)
+
+def set_aside_results(out: Path, names: list) -> list:
+    "Move the result files of cells about to run to `_work/previous/`, so `results/` never mixes two runs."
+    moved = []
+    for n in names:
+        p = out/'results'/f'{n}.json'
+        if p.exists():
+            dest = out/'_work'/'previous'/p.name; dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, dest); moved.append(n)
+    return moved
+
+def run_grid(profile: str = 'mini', reports_dir='reports', cache_dir=None,
+             only: str | None = None,   # run only cells whose name contains this
+             force: bool = False,       # re-run cells this machine already finished
+             cells: list | None = None, # explicit cells instead of the profile's grid
+             plan_only: bool = False) -> list:  # print the plan and stop
+    "Print the plan, then run every cell this machine has not finished under the same key, then rebuild the reports."
     out = profile_dir(profile, reports_dir); out.mkdir(parents=True, exist_ok=True)
     cache_dir = cache_dir or default_cache_dir()
-    cells = [c for c in (cells or grid_for(profile)) if not only or only in c.name]
-    status = []
-    for cell in progress(cells, desc=f'grid {profile}', unit='cell'):
-        if force: (out/'results'/f'{cell.name}.json').unlink(missing_ok=True)
-        rec = run_cell(cell, out, cache_dir, profile)
+    cells = select_cells(profile, only, cells)
+    plan = plan_grid(cells, out, cache_dir, profile, force)
+    print(format_plan(plan, profile, out, cache_dir), flush=True)
+    if plan_only: return plan
+    moved = set_aside_results(out, [p['cell'] for p in plan if p['action'] == 'run'])
+    if moved: print(f"[ddnb] {len(moved)} earlier result files moved to {out/'_work'/'previous'}/ (they are re-computed now)", flush=True)
+    journal, status = Journal(cache_dir, out), []
+    for cell, p in progress(list(zip(cells, plan)), desc=f'grid {profile}', unit='cell'):
+        rec = ({'cell': cell.name, 'status': 'reused'} if p['action'] == 'reuse'
+               else run_cell(cell, out, cache_dir, profile, journal=journal, key=p['key']))
         print(f"[ddnb] {cell.name}: {rec['status']}" + (f" ({rec['seconds']} s)" if 'seconds' in rec else '') +
               (f" — {rec['error'][:300]}" if rec['status'] == 'failed' else ''), flush=True)
         status.append(rec)
@@ -185,7 +290,12 @@ def baseline_rows(results: dict) -> list:
     return [r for k, res in results.items() if k.startswith('baseline-') or k in ('d3hr-main', 'ims3-table4') for r in res['summary']
             if not (k == 'ims3-table4' and r['method'] == 'DiT')]   # the baseline cell's DiT row is the same method
 
-def _fmt(r): return f"{r['mean']:.1f} ± {r['std']:.1f}"
+def _fmt(r):
+    "mean ± std of a summary row, with its reference where `compare_to_reference` placed one."
+    s, ref = f"{r['mean']:.1f} ± {r['std']:.1f}", r.get('ref')
+    if ref is None: return s
+    if ref['delta'] == 0: return s + ' (= ref)'
+    return s + f" (ref {ref['mean']:.1f}{'' if ref['agrees'] is None else ' ✓' if ref['agrees'] else ' ✗'})"
 
 def baselines_section(results: dict, out: Path) -> str:
     "Markdown (and CSV + figure) of the baseline table: method × IPC × recipe, mean ± std over seeds, with DD-Ranking scores."
@@ -415,9 +525,12 @@ def write_reports(profile: str, reports_dir='reports') -> Path:
     "Rebuild `reports/<profile>/README.md` from the result files and list failed cells."
     out, results = profile_dir(profile, reports_dir), load_results(profile, reports_dir)
     fails = sorted((out/'failures').glob('*.json')) if (out/'failures').is_dir() else []
+    ref = load_reference(out)
+    comparisons = compare_to_reference(results, ref, {c: file_sha256(out/'results'/f'{c}.json') for c in results})
     md = [f"# ddnb reports — profile `{profile}`", '',
           f"Generated by `ddnb reproduce --profile {profile}` from the result files in `results/`; executed notebooks in "
           "`notebooks/`. Every number below was written by a grid cell; the cell, profile and seeds are named beside it.", '']
+    md.append(reproduction_section(results, ref, comparisons, out))
     if 'foundation' in results: md.append(foundation_section(results['foundation']))
     md.append(baselines_section(results, out))
     md.append(ims3_section(results))
@@ -427,6 +540,99 @@ def write_reports(profile: str, reports_dir='reports') -> Path:
         md += ['## Failed cells', '', *[f"- `{f.stem}`: {load_json(f)['error'][:300]}" for f in fails], '']
     with atomic_write(out/'README.md', 'w') as f: f.write('\n'.join(md))
     return out/'README.md'
+
+# %% ../nbs/14_reproduce.ipynb #c014b
+_ROW_KEY = ('method', 'ipc', 'recipe', 'student', 'label_mode')
+
+def _row_key(cell: str, r: dict) -> str: return '|'.join([cell, *(str(r.get(k, '')) for k in _ROW_KEY)])
+
+def foundation_scalars(res: dict) -> dict:
+    "The foundation cell's single-seed numbers by name: final pretraining loss, recognition rates, reconstruction PSNRs."
+    out = {'pretrain final loss': res['pretrain']['final_loss']} if res.get('pretrain') else {}
+    out.update({f"recognised, guidance {g['guidance_scale']} (%)": 100 * g['recognition'] for g in res.get('quality_gate', [])})
+    out.update({f"PSNR, {r['num_steps']} steps to step {r['to_step']}, guidance {r['guidance_scale']} (dB)": r['psnr']
+                for r in res.get('reconstruction', [])})
+    return out
+
+def _notebook_seconds(path: Path) -> float | None:
+    try: return round(json.loads(path.read_text())['metadata']['papermill']['duration'], 1)
+    except Exception: return None
+
+def freeze_reference(profile: str, reports_dir='reports', note: str = '') -> Path:
+    "Make the profile's current results its reference: summary rows, foundation scalars, result hashes and cell wall times."
+    out, results = profile_dir(profile, reports_dir), load_results(profile, reports_dir)
+    if not results: raise FileNotFoundError(f"{out/'results'}: no result files to make a reference of")
+    rows = {_row_key(cell, r): {k: r[k] for k in ('mean', 'std', 'n')} for cell, res in results.items() for r in res.get('summary', [])}
+    meta = {'note': note, 'created': _now(), 'host': platform.node()}
+    save_json({**meta, 'rows': rows, 'foundation': foundation_scalars(results['foundation']) if 'foundation' in results else {},
+               'result_sha256': {c: file_sha256(out/'results'/f'{c}.json') for c in results}}, out/'reference'/'summary.json')
+    times = {c: _notebook_seconds(out/'notebooks'/f'{c}.ipynb') for c in results}
+    save_json({**meta, 'seconds': {c: s for c, s in times.items() if s is not None}}, out/'reference'/'timings.json')
+    return out/'reference'
+
+def load_reference(out: Path) -> dict:
+    "A reports folder's reference (`rows`, `foundation`, `result_sha256`, `timings`), `{}` where there is none."
+    ref, d = {}, Path(out)/'reference'
+    if (d/'summary.json').exists(): ref.update(load_json(d/'summary.json'))
+    if (d/'timings.json').exists(): ref['timings'] = load_json(d/'timings.json')['seconds']
+    return ref
+
+def agreement(mean: float, std: float, n: int, ref_mean: float, ref_std: float, ref_n: int) -> dict:
+    "Δ = mean − reference mean, the tolerance 2·SE(Δ) and whether |Δ| is within it (None without a spread: n < 2)."
+    d = mean - ref_mean
+    if n < 2 or ref_n < 2: return {'delta': d, 'tol': None, 'agrees': None}
+    tol = 2 * math.sqrt(std ** 2 / n + ref_std ** 2 / ref_n)
+    return {'delta': d, 'tol': tol, 'agrees': abs(d) <= tol + 1e-9}
+
+def compare_to_reference(results: dict, ref: dict,
+                         hashes: dict) -> list:  # cell → sha256 of its result file (a cell that is the reference is skipped)
+    "Annotate each summary row with its reference (`row['ref']`) and return one comparison row per measured mean."
+    same = {c for c, h in ref.get('result_sha256', {}).items() if hashes.get(c) == h}
+    rows = []
+    for cell, res in results.items():
+        for r in res.get('summary', []):
+            rr = ref.get('rows', {}).get(_row_key(cell, r))
+            if rr is None or cell in same: continue
+            a = agreement(r['mean'], r['std'], r['n'], rr['mean'], rr['std'], rr['n'])
+            r['ref'] = {**rr, **a}
+            rows.append({'cell': cell, **{k: r.get(k) for k in _ROW_KEY}, 'mean': r['mean'], 'std': r['std'], 'n': r['n'],
+                         'ref_mean': rr['mean'], 'ref_std': rr['std'], 'ref_n': rr['n'], **a})
+    return rows
+
+def reproduction_section(results: dict, ref: dict, comparisons: list, out: Path) -> str:
+    "Markdown (and `reproduction.csv`) of how many measured means reproduced their reference within the seed spread."
+    if not ref: return ''
+    head = ['## Reproduced vs reference', '',
+            f"Reference: {ref.get('note') or 'no note'} (frozen {ref.get('created', '?')} on `{ref.get('host', '?')}`; "
+            "`reference/summary.json`). A mean agrees when |Δ| ≤ 2·SE(Δ), SE(Δ) = √(s²/n + s_ref²/n_ref) over the seeds "
+            "(notebook `14_reproduce`). In every table below a mean carries its reference: `(= ref)` identical, "
+            "`(ref x ✓)` within the spread, `(ref x ✗)` outside it.", '']
+    if not comparisons:
+        return '\n'.join(head + ['These results are the reference run itself (same result files): run `make reproduce` to compare.', ''])
+    import csv, io
+    buf = io.StringIO(); w = csv.DictWriter(buf, list(comparisons[0])); w.writeheader(); w.writerows(comparisons)
+    with atomic_write(out/'reproduction.csv', 'w') as f: f.write(buf.getvalue())
+    judged = [c for c in comparisons if c['agrees'] is not None]
+    ok, same = sum(c['agrees'] for c in judged), sum(c['delta'] == 0 for c in comparisons)
+    per_cell = []
+    for cell in dict.fromkeys(c['cell'] for c in comparisons):
+        cs = [c for c in comparisons if c['cell'] == cell]
+        worst = max(cs, key=lambda c: abs(c['delta']))
+        per_cell.append({'cell': cell, 'means': len(cs), 'within spread': sum(bool(c['agrees']) for c in cs),
+                         'identical': sum(c['delta'] == 0 for c in cs),
+                         'largest |Δ| (tol)': f"{abs(worst['delta']):.2f} (" + ('—' if worst['tol'] is None else f"{worst['tol']:.2f}") + ')'})
+    bad = [{'cell': c['cell'], 'method': c['method'], 'IPC': c['ipc'], 'recipe': c['recipe'], 'this run': f"{c['mean']:.1f} ± {c['std']:.1f}",
+            'reference': f"{c['ref_mean']:.1f} ± {c['ref_std']:.1f}", 'Δ': f"{c['delta']:+.2f}", 'tol': f"{c['tol']:.2f}"}
+           for c in judged if not c['agrees']]
+    fs, fr = foundation_scalars(results['foundation']) if 'foundation' in results else {}, ref.get('foundation', {})
+    found = [{'number': k, 'this run': f'{v:.4g}', 'reference': f'{fr[k]:.4g}' if k in fr else '—'} for k, v in fs.items()]
+    return '\n'.join(head + [
+        f"**{ok} of {len(judged)} means reproduced within the seed spread** ({same} of {len(comparisons)} identical to the reference, "
+        f"Δ = 0; {len(judged) - ok} outside; {len(comparisons) - len(judged)} without a spread). All rows: `reproduction.csv`.", '',
+        markdown_table(per_cell, ['cell', 'means', 'within spread', 'identical', 'largest |Δ| (tol)']), '',
+        *(['Outside the spread:', '', markdown_table(bad, list(bad[0])), ''] if bad else []),
+        *(['Foundation cell (one seed, no spread: shown for inspection, not judged):', '',
+           markdown_table(found, ['number', 'this run', 'reference']), ''] if found else [])])
 
 # %% ../nbs/14_reproduce.ipynb #c016
 def save_figure(fig, path, dpi: int = 120) -> Path:

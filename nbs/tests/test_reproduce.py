@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 from ddnb.cli import main
-from ddnb.reproduce import GridCell, run_grid, load_results
+from ddnb.reproduce import GridCell, run_grid, load_results, grid_for, plan_grid, Journal, freeze_reference, write_reports
 from ddnb.data import write_fake_imagenet, class_list
 from ddnb.generator import tiny_paper_generator, save_generator
 
@@ -53,14 +53,28 @@ def test_smoke_grid_runs_and_resumes(tmp_path):
     cen = json.loads((out/'results'/'ims3-centroids.json').read_text())
     assert {r['params'].get('centroids') for r in cen['rows'] if r['method'].startswith('IMS3')} == {'real', 'gen'}
     assert (out/'figures'/'ims3_alpha-beta.png').exists() and '## IMS3 sweeps' in readme and 'Table 13' in readme
-    # second run: every cell is skipped because its result exists
+    # second run: every cell is reused, because this machine's journal says it finished it with the same key
     st = run_grid('smoke', reports, cache)
-    assert {s['status'] for s in st} == {'cached'}
+    assert {s['status'] for s in st} == {'reused'}
     # forced re-run of one cell: the notebook runs again but the pretraining stage comes from the cache
     st = run_grid('smoke', reports, cache, only='foundation', force=True)
     assert [s['status'] for s in st] == ['ok']
     assert load_results('smoke', reports)['foundation']['pretrain']['cached']
     assert len(list((cache/'pretrain').iterdir())) == 1
+    # a run killed inside a cell leaves its record 'running': the next run re-runs that cell only
+    j = Journal(cache, out)
+    j.record('baseline-Full', 'running', key=j.get('baseline-Full')['key'], started='earlier', pid=0)
+    st = run_grid('smoke', reports, cache)
+    assert [s['cell'] for s in st if s['status'] == 'ok'] == ['baseline-Full'] and len(st) == len(grid_for('smoke'))
+    # a fresh clone (committed results/, empty cache): nothing is reused, the committed results are set aside, not mixed in
+    plan = plan_grid(grid_for('smoke'), out, tmp_path/'empty-cache', 'smoke')
+    assert {p['action'] for p in plan} == {'run'} and 'from elsewhere' in plan[0]['why']
+    # the reference: a re-run compares each mean with it (here the reused cells are the reference itself)
+    freeze_reference('smoke', reports, note='test')
+    assert 'These results are the reference run itself' in write_reports('smoke', reports).read_text()
+    st = run_grid('smoke', reports, cache, only='baseline-Random', force=True)
+    readme = (out/'README.md').read_text()
+    assert '**4 of 4 means reproduced within the seed spread** (4 of 4 identical' in readme and '(= ref)' in readme
 
 
 def test_failing_cell_is_recorded_and_grid_goes_on(tmp_path):
