@@ -11,13 +11,13 @@ from pathlib import Path
 from .core import atomic_write, save_json, load_json, progress, default_cache_dir, fingerprint
 
 # %% auto #0
-__all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'ims3_studies', 'grid_for',
-           'code_version', 'cell_key', 'file_sha256', 'Journal', 'profile_dir', 'run_cell', 'select_cells', 'plan_grid',
-           'format_plan', 'set_aside_results', 'run_grid', 'load_results', 'markdown_table', 'foundation_section',
-           'baseline_rows', 'baselines_section', 'study_table', 'study_figure', 'd3hr_sweeps_section', 'paper_values',
-           'paper_table', 'ims3_section', 'ims3_sweeps_section', 'write_reports', 'foundation_scalars',
-           'freeze_reference', 'load_reference', 'agreement', 'compare_to_reference', 'reproduction_section',
-           'save_figure', 'image_grid_figure', 'distilled_figure']
+__all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'ims3_studies',
+           'declared_parameters', 'grid_for', 'code_version', 'cell_key', 'file_sha256', 'Journal', 'profile_dir',
+           'run_cell', 'select_cells', 'plan_grid', 'format_plan', 'set_aside_results', 'run_grid', 'load_results',
+           'markdown_table', 'foundation_section', 'baseline_rows', 'baselines_section', 'study_table', 'study_figure',
+           'd3hr_sweeps_section', 'paper_values', 'paper_table', 'ims3_section', 'ims3_sweeps_section', 'write_reports',
+           'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement', 'compare_to_reference',
+           'reproduction_section', 'save_figure', 'image_grid_figure', 'distilled_figure']
 
 # %% ../nbs/14_reproduce.ipynb #c007
 PROFILES = {
@@ -89,11 +89,24 @@ def ims3_studies(p: dict) -> dict:
         'centroids': ([dit, minimax, ims3('IMS3 (generated centroids)', centroids='gen'), ims3('IMS3 (real centroids)')], small, hard),
     }
 
+def declared_parameters(notebook: str) -> dict:
+    "The parameters an experiment notebook declares in its `parameters` cell: name → papermill's description."
+    import papermill as pm
+    return pm.inspect_notebook(str(experiments_dir()/notebook))
+
 def grid_for(profile: str) -> list:
-    "The cells of a profile's reproduction grid, in run order."
+    "The cells of a profile's reproduction grid, in run order; each cell gets only the profile parameters its notebook declares."
     p = profile_params(profile)
     base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'ims3_studies', 'm', 'to_step', 'finetune_epochs')}
     d3hr, ims3 = d3hr_studies(p), ims3_studies(p)
+    cells = _grid_cells(p, base, d3hr, ims3)
+    declared = {nb: set(declared_parameters(nb)) for nb in dict.fromkeys(c.notebook for c in cells)}
+    unused = set(base) - set().union(*declared.values())
+    if unused: raise KeyError(f"profile {profile!r}: parameter(s) {sorted(unused)} are declared by no experiment notebook")
+    for c in cells: c.params = {k: v for k, v in c.params.items() if k not in base or k in declared[c.notebook]}
+    return cells
+
+def _grid_cells(p, base, d3hr, ims3) -> list:
     return ([GridCell('foundation', 'foundation.ipynb', dict(base, seed=0))] +
             [GridCell(f'baseline-{m}', 'baselines.ipynb', dict(base, method=m)) for m in BASELINES] +
             [GridCell(f'd3hr-{name}', 'd3hr.ipynb', dict(base, study=name, variants=d3hr[name][0], ipcs=d3hr[name][1],
@@ -166,6 +179,9 @@ def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_nam
     journal.record(cell.name, 'running', key=key, started=_now(), pid=os.getpid())
     if env_progress != '0': os.environ['DDNB_PROGRESS'] = 'text'   # the kernel inherits it: text bars, streamed below
     try:
+        unknown = sorted(set(params) - set(declared_parameters(cell.notebook)))
+        if unknown: raise ValueError(f"cell {cell.name!r}: parameter(s) {unknown} are not declared by {cell.notebook} "
+                                     f"(it declares {sorted(declared_parameters(cell.notebook))})")
         result.unlink(missing_ok=True)   # only the notebook of this run may write it
         pm.execute_notebook(str(experiments_dir()/cell.notebook), str(tmp), parameters=params, kernel_name=kernel_name,
                             progress_bar=False, cwd=str(out.resolve()), stderr_file=sys.stderr)
