@@ -9,7 +9,7 @@ PROFILE ?= mini
 NUMERIC_NBS = nbs/03_ddim.ipynb nbs/06_finetune.ipynb nbs/07_d3hr.ipynb nbs/08_s3.ipynb nbs/11_students.ipynb nbs/12_evaluate.ipynb
 LINUX_X86 = ; platform_system == "Linux" and platform_machine == "x86_64"
 
-.PHONY: reproduce test install lock
+.PHONY: reproduce test install lock faults
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ test: $(STAMP)
 	for nb in $(NUMERIC_NBS); do echo "-- $$nb"; ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/nbdev_test --path $$nb --do_print || exit 1; done
 	@echo "== pytest (end-to-end)"
 	DDNB_PROGRESS=0 $(BIN)/pytest -q nbs/tests
+
+# The fault battery (kill -9, damaged caches and results, concurrent runs, full disk, bad inputs): one table
+faults: $(STAMP)
+	$(BIN)/ddnb check
 
 # Regenerate requirements.lock: a clean venv with the ranges of settings.ini, frozen. Commit the result.
 lock:

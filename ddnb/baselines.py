@@ -32,6 +32,7 @@ def select_random(y: torch.Tensor, ipc: int, seed: int = 0) -> torch.Tensor:
 
 def herding(f: torch.Tensor, k: int) -> torch.Tensor:
     "Herding order: positions of the `k` rows of `f` whose running mean tracks the mean of `f`."
+    if not 1 <= k <= len(f): raise ValueError(f"herding: k={k} from {len(f)} rows (must be 1..{len(f)}; duplicates would be silent)")
     mu, chosen, total = f.mean(0), [], torch.zeros_like(f[0])
     avail = torch.ones(len(f), dtype=torch.bool)
     for n in range(1, k + 1):
@@ -41,6 +42,7 @@ def herding(f: torch.Tensor, k: int) -> torch.Tensor:
 
 def k_center(f: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
     "Greedy k-center: positions of `k` rows of `f` covering it, from a seeded random start."
+    if not 1 <= k <= len(f): raise ValueError(f"k_center: k={k} from {len(f)} rows (must be 1..{len(f)}; duplicates would be silent)")
     first = int(torch.randint(len(f), (1,), generator=torch_generator(seed)))
     chosen, dist = [first], torch.cdist(f, f[first:first + 1]).squeeze(1)
     for _ in range(k - 1):

@@ -17,7 +17,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='command', required=True)
     r = sub.add_parser('reproduce', help="run a profile's grid of experiment notebooks into reports/<profile>/")
     r.add_argument('--profile', default='mini', choices=sorted(PROFILES))
-    r.add_argument('--only', default=None, help='run only cells whose name contains this')
+    r.add_argument('--only', default=None, nargs='+', help='run only cells whose name contains this (or any of these)')
     r.add_argument('--force', action='store_true', help='re-run cells this machine already finished (see the plan)')
     r.add_argument('--plan', action='store_true', help='print the plan (cells to reuse / run, estimated time) and stop')
     r.add_argument('--reports-dir', default='reports')
@@ -29,6 +29,10 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument('--profile', default='mini', choices=sorted(PROFILES))
     f.add_argument('--reports-dir', default='reports')
     f.add_argument('--note', default='', help='where these results come from (machine, commit, why they are the new reference)')
+    c = sub.add_parser('check', help='inject faults into small smoke runs and print detected / recovered / equal per fault')
+    c.add_argument('--scenarios', nargs='+', default=None, help='default: all (kill stage results leftovers concurrent disk-full inputs umask)')
+    c.add_argument('--dir', default=None, help='work folder (default: a new temp folder)')
+    c.add_argument('--seed', type=int, default=0, help='seeds the random kill moments')
     b = sub.add_parser('bench', help='print throughput benchmarks of this machine')
     b.add_argument('what', choices=['students', 'd3hr'])
     b.add_argument('--image-size', type=int, default=16)
@@ -72,7 +76,7 @@ def main(argv=None) -> int:
     a = parser().parse_args(argv)
     if a.command == 'reproduce':
         try: status = run_grid(a.profile, a.reports_dir, a.cache_dir, a.only, a.force, plan_only=a.plan)
-        except (ValueError, FileNotFoundError) as e: print(f"ddnb reproduce: error: {e}", file=sys.stderr); return 2
+        except (ValueError, OSError, RuntimeError) as e: print(f"ddnb reproduce: error: {e}", file=sys.stderr); return 2   # before any cell ran
         if a.plan: return 0
         n = {k: sum(s['status'] == k for s in status) for k in ('ok', 'reused', 'failed')}
         print(f"[ddnb] {n['ok']} cells ran, {n['reused']} reused, {n['failed']} failed; reports in {a.reports_dir}/{a.profile}/")
@@ -84,5 +88,10 @@ def main(argv=None) -> int:
     if a.command == 'reference':
         try: print(freeze_reference(a.profile, a.reports_dir, a.note)); return 0
         except FileNotFoundError as e: print(f"ddnb reference: error: {e}", file=sys.stderr); return 2
+    if a.command == 'check':
+        from ddnb.faults import run_battery, SCENARIOS
+        bad = sorted(set(a.scenarios or []) - set(SCENARIOS))
+        if bad: print(f"ddnb check: error: unknown scenario(s) {bad}; known {list(SCENARIOS)}", file=sys.stderr); return 2
+        return 0 if run_battery(a.dir, a.scenarios or tuple(SCENARIOS), seed=a.seed).all_good else 1
     if a.command == 'bench':
         (bench_students if a.what == 'students' else bench_d3hr)(a); return 0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import contextlib, dataclasses, hashlib, json, os, random, shutil, tempfile, time
+import contextlib, dataclasses, hashlib, json, math, os, random, shutil, tempfile, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -12,15 +12,46 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['WORLDS', 'default_cache_dir', 'PretrainConfig', 'Config', 'seed_everything', 'torch_generator', 'get_device',
-           'count_parameters', 'atomic_write', 'save_json', 'load_json', 'fingerprint', 'StageCache', 'progress']
+__all__ = ['WORLDS', 'DATASETS', 'check_fields', 'default_cache_dir', 'PretrainConfig', 'Config', 'seed_everything',
+           'torch_generator', 'get_device', 'count_parameters', 'share_mode', 'make_temp_dir', 'replace_dir',
+           'writable_dir', 'exclusive_lock', 'atomic_write', 'save_json', 'load_json', 'fingerprint', 'file_sha256',
+           'StageCache', 'progress']
+
+# %% ../nbs/00_core.ipynb #c006b
+_TYPES = {'int': (int,), 'float': (int, float), 'str': (str,), 'bool': (bool,)}
+
+def check_fields(obj,  # a dataclass instance
+                 positive=(),  # fields that must be > 0
+                 nonnegative=(),  # fields that must be >= 0
+                 choices: dict | None = None):  # field → allowed values
+    "Raise one error naming `Class.field=value` for a value of the wrong type, range or choice."
+    cls = type(obj).__name__
+    for f in dataclasses.fields(obj):
+        v, ann = getattr(obj, f.name), str(f.type).replace(' ', '')
+        optional = ann.endswith('|None')
+        ok = _TYPES.get(ann[:-5] if optional else ann)
+        if ok is None or (optional and v is None): continue
+        if not isinstance(v, ok) or (isinstance(v, bool) and bool not in ok) or (isinstance(v, float) and not math.isfinite(v)):
+            raise TypeError(f"{cls}.{f.name}={v!r}: expected {'a finite ' if float in ok else 'a '}{ann.replace('|None', ' or None')}")
+    for name in positive:
+        v = getattr(obj, name)
+        if v is not None and not v > 0: raise ValueError(f"{cls}.{name}={v!r}: must be > 0")
+    for name in nonnegative:
+        v = getattr(obj, name)
+        if v is not None and not v >= 0: raise ValueError(f"{cls}.{name}={v!r}: must be >= 0")
+    for name, allowed in (choices or {}).items():
+        if getattr(obj, name) not in allowed: raise ValueError(f"{cls}.{name}={getattr(obj, name)!r}: expected one of {tuple(allowed)}")
 
 # %% ../nbs/00_core.ipynb #c005
 WORLDS = ('mini', 'paper')
+DATASETS = ('digits', 'imagewoof', 'imagenette', 'imageidc', 'imagenet100', 'imagenet1k')   # mini | paper world (ddnb.data.SUBSETS)
 
 def default_cache_dir() -> str:
-    "Cache root: `$DDNB_CACHE` if set, else `~/.cache/ddnb`."
-    return os.environ.get('DDNB_CACHE', str(Path('~/.cache/ddnb').expanduser()))
+    "Cache root: `$DDNB_CACHE` if set, else `~/.cache/ddnb`; a set but empty `$DDNB_CACHE` is an error, never the current folder."
+    v = os.environ.get('DDNB_CACHE')
+    if v is None: return str(Path('~/.cache/ddnb').expanduser())
+    if not v.strip(): raise ValueError("DDNB_CACHE is set but empty: unset it (the cache is then ~/.cache/ddnb) or point it at a folder")
+    return v
 
 @dataclass
 class PretrainConfig:
@@ -34,6 +65,10 @@ class PretrainConfig:
     patch_size: int = 2
     ema_decay: float = 0.999
     class_dropout: float = 0.1   # label dropout that trains the null class for classifier-free guidance
+
+    def __post_init__(self):
+        check_fields(self, positive=('steps', 'batch_size', 'lr', 'num_layers', 'hidden_size', 'num_attention_heads', 'patch_size'),
+                     nonnegative=('ema_decay', 'class_dropout'))
 
 @dataclass
 class Config:
@@ -54,7 +89,7 @@ class Config:
     def __post_init__(self):
         if isinstance(self.pretrain, dict): self.pretrain = PretrainConfig(**self.pretrain)
         if self.world not in WORLDS: raise ValueError(f"Config.world={self.world!r}: expected one of {WORLDS}")
-        if self.num_steps < 1: raise ValueError(f"Config.num_steps={self.num_steps}: must be >= 1")
+        check_fields(self, positive=('num_steps',), nonnegative=('seed', 'guidance_scale'), choices={'dataset': DATASETS})
         if self.world == 'mini' and self.dataset != 'digits':
             raise ValueError(f"Config.dataset={self.dataset!r}: the mini world only has 'digits'")
 
@@ -115,6 +150,65 @@ def count_parameters(m: torch.nn.Module, trainable_only: bool = False) -> int:
     "Number of (trainable) parameters of `m`."
     return sum(p.numel() for p in m.parameters() if p.requires_grad or not trainable_only)
 
+# %% ../nbs/00_core.ipynb #c014a
+def _umask() -> int:
+    m = os.umask(0); os.umask(m); return m
+
+def share_mode(path, is_dir: bool = False):
+    "Give a file (0666) or folder (0777) the permissions the umask allows, as `open`/`mkdir` would; temp files are born 0600/0700."
+    os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
+
+def make_temp_dir(parent, prefix: str) -> Path:
+    "A temporary folder inside `parent` (created if missing), with the umask's permissions."
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix)); share_mode(tmp, True)
+    return tmp
+
+def replace_dir(src, dst):
+    "Move folder `src` to `dst`; an existing `dst` is swapped out in one step (Linux renameat2 exchange), so a reader sees the old or the new folder, never none."
+    src, dst = Path(src), Path(dst)
+    if not dst.exists(): os.replace(src, dst); return dst
+    if not _exchange(src, dst):   # no renameat2: two renames, a microsecond window
+        old = dst.with_name(f'.{dst.name}.old-{os.getpid()}'); os.replace(dst, old); os.replace(src, dst); src = old
+    shutil.rmtree(src, ignore_errors=True)   # src now holds the old folder
+    return dst
+
+def _exchange(a: Path, b: Path) -> bool:
+    try:
+        import ctypes, ctypes.util
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
+        return libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0   # AT_FDCWD, RENAME_EXCHANGE
+    except (OSError, AttributeError): return False
+
+def writable_dir(path, what: str) -> Path:
+    "A folder ddnb will write to, created if missing; a file in its place or a read-only place is one error naming it."
+    p = Path(path).expanduser()
+    if str(path).strip() == '': raise ValueError(f"{what}: empty path")
+    if p.exists() and not p.is_dir(): raise NotADirectoryError(f"{what} {p} is a file, not a folder")
+    try: p.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise OSError(f"{what} {p} cannot be created ({e.strerror})") from None
+    if not os.access(p, os.W_OK | os.X_OK): raise PermissionError(f"{what} {p} is not writable")
+    return p
+
+@contextlib.contextmanager
+def exclusive_lock(path,  # the lock file
+                   what: str,  # what it guards, for the messages
+                   wait: bool = True):  # False: refuse at once when another process holds it
+    "Hold an advisory `flock` on `path`. The kernel drops it when the holder dies, so a killed run never leaves a stale lock."
+    import fcntl
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, 'a+')
+    try:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0); holder = f.read().strip() or 'another process'
+            if not wait: raise RuntimeError(f"{what} is in use by {holder} (lock {path}): wait for it to finish or stop it") from None
+            print(f"[ddnb] waiting for {holder}, which holds {what}", flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0); f.truncate(); f.write(f"pid {os.getpid()} on {os.uname().nodename}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"); f.flush()
+        yield path
+    finally: f.close()
+
 # %% ../nbs/00_core.ipynb #c013
 @contextlib.contextmanager
 def atomic_write(path, mode: str = 'wb'):
@@ -122,6 +216,7 @@ def atomic_write(path, mode: str = 'wb'):
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
+        share_mode(tmp)
         with os.fdopen(fd, mode) as f: yield f
         os.replace(tmp, path)
     except BaseException:
@@ -164,32 +259,84 @@ def fingerprint(*objs, n: int = 16) -> str:
     s = json.dumps(_canonical(list(objs)), sort_keys=True, default=str)
     return hashlib.sha256(s.encode()).hexdigest()[:n]
 
+def file_sha256(path) -> str:
+    "sha256 hex of a file's bytes (read in 1 MiB blocks)."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()
+
+def _files_of(d: Path) -> dict:
+    return {p.relative_to(d).as_posix(): {'size': p.stat().st_size, 'sha256': file_sha256(p)}
+            for p in sorted(d.rglob('*')) if p.is_file() and p.name != '_stage.json'}
+
 class StageCache:
-    "Folder-per-stage cache keyed by a fingerprint of the stage's config and inputs."
+    "Folder-per-stage cache keyed by a fingerprint of the stage's config and inputs; each stage records its files' checksums."
     def __init__(self, root): self.root = Path(root).expanduser()
     def path(self, name: str, key) -> Path: return self.root/name/fingerprint(key)
     def done(self, name: str, key) -> bool: return (self.path(name, key)/'_stage.json').exists()
 
+    def verify(self, d: Path) -> str | None:
+        "What is wrong with a finished stage folder (missing, truncated or altered files), or None."
+        try: meta = load_json(d/'_stage.json')
+        except (FileNotFoundError, ValueError) as e: return str(e)
+        for rel, f in meta.get('files', {}).items():   # stages written before checksums were recorded have none
+            p = d/rel
+            if not p.is_file(): return f"{p}: missing"
+            if p.stat().st_size != f['size']: return f"{p}: {p.stat().st_size} bytes, {f['size']} when written"
+            if file_sha256(p) != f['sha256']: return f"{p}: checksum differs from the one recorded when written"
+        return None
+
     def run(self, name: str,  # stage name, e.g. 'pretrain'
             key,  # anything `fingerprint` accepts: config sections, input fingerprints
             build: Callable[[Path], Any],  # writes the stage's files into the folder it is given
-            verbose: bool = True) -> Path:
-        "Return the stage folder, building it first unless a finished one exists."
+            verbose: bool = True,
+            rebuild: str | None = None) -> Path:  # why a finished stage must be rebuilt (see `load`)
+        "Return the stage folder, building it first unless a finished, verified one exists. One process builds a stage at a time."
         final = self.path(name, key)
-        if (final/'_stage.json').exists():
+        if rebuild is None and (final/'_stage.json').exists() and (bad := self.verify(final)) is None:
             if verbose: print(f"[ddnb] {name}: cached ({final})")
             return final
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f'.{final.name}.tmp-'))
-        try:
-            t0 = time.time(); build(tmp)
-            save_json({'stage': name, 'key': _canonical(key), 'seconds': round(time.time() - t0, 3),
-                       'finished': time.strftime('%Y-%m-%dT%H:%M:%S'), 'finished_epoch': time.time()}, tmp/'_stage.json')
-            if final.exists(): shutil.rmtree(final)   # an unfinished leftover without _stage.json
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True); raise
+        with exclusive_lock(final.parent/f'.{final.name}.lock', f'stage {name} ({final})'):
+            if rebuild is None and (final/'_stage.json').exists():   # another process may have built it while we waited
+                bad = self.verify(final)
+                if bad is None: return final
+                rebuild = bad
+            if rebuild: print(f"[ddnb] {name}: cached stage {final} is damaged ({rebuild}); rebuilding it", flush=True)
+            for old in final.parent.glob(f'.{final.name}.tmp-*'): shutil.rmtree(old, ignore_errors=True)   # a killed build's leftovers
+            tmp = make_temp_dir(final.parent, f'.{final.name}.tmp-')
+            try:
+                t0 = time.time(); build(tmp)
+                for p in tmp.rglob('*'): share_mode(p, p.is_dir())   # libraries write some files 0600 (e.g. safetensors)
+                save_json({'stage': name, 'key': _canonical(key), 'seconds': round(time.time() - t0, 3),
+                           'finished': time.strftime('%Y-%m-%dT%H:%M:%S'), 'finished_epoch': time.time(), 'files': _files_of(tmp)},
+                          tmp/'_stage.json')
+                replace_dir(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True); raise
         return final
+
+    def clean_leftovers(self) -> list:
+        "Remove temp folders of builds that died: those whose stage lock nobody holds (a build in progress keeps it)."
+        import fcntl
+        gone = []
+        for tmp in self.root.glob('*/.*.tmp-*'):
+            lock = tmp.parent/f".{tmp.name[1:].split('.tmp-')[0]}.lock"
+            with open(lock, 'a+') as f:
+                try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError: continue
+                shutil.rmtree(tmp, ignore_errors=True); gone.append(tmp)
+        return gone
+
+    def load(self, name: str, key, build: Callable[[Path], Any],
+             load: Callable[[Path], Any],  # reads the stage folder into what the caller needs
+             verbose: bool = True):
+        "`load(run(...))`; a cached stage that verifies but fails to load is reported with its path and rebuilt once."
+        d = self.run(name, key, build, verbose)
+        try: return load(d)
+        except Exception as e:
+            why = f"loading failed: {type(e).__name__}: {str(e)[:300]}"
+        return load(self.run(name, key, build, verbose, rebuild=why))
 
 # %% ../nbs/00_core.ipynb #c019
 def progress(iterable=None, **kwargs):

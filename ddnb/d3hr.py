@@ -8,7 +8,7 @@ import math, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
-from .core import Config, StageCache, fingerprint, torch_generator, progress, save_json, load_json
+from .core import Config, StageCache, check_fields, fingerprint, torch_generator, progress, save_json, load_json
 from .data import ImageSet
 from .generator import DiTGenerator
 from .ddim import invert_to, ddim_sample, inverted_timestep
@@ -51,7 +51,8 @@ class MappingConfig:
     batch_size: int = 256
 
     def __post_init__(self):
-        if self.mapping not in ('inversion', 'ddpm', 'pixel'): raise ValueError(f"MappingConfig.mapping={self.mapping!r}: expected inversion, ddpm or pixel")
+        check_fields(self, positive=('num_steps', 'batch_size'), nonnegative=('to_step', 'guidance_scale'),
+                     choices={'mapping': ('inversion', 'ddpm', 'pixel')})
         if not 0 <= self.to_step <= self.num_steps:
             raise ValueError(f"MappingConfig.to_step={self.to_step}: must be in 0..num_steps={self.num_steps}")
 
@@ -114,9 +115,8 @@ class GroupConfig:
     chunk_blocks: int = 16            # blocks scored at once (memory knob; results do not depend on it)
 
     def __post_init__(self):
-        if self.m < 1: raise ValueError(f"GroupConfig.m={self.m}: must be >= 1")
-        if self.norm not in ('squared', 'norm'): raise ValueError(f"GroupConfig.norm={self.norm!r}: expected 'squared' or 'norm'")
-        if self.skew_axis not in ('samples', 'dims'): raise ValueError(f"GroupConfig.skew_axis={self.skew_axis!r}")
+        check_fields(self, positive=('m', 'variance_scale', 'block', 'chunk_blocks'), nonnegative=('lambda_mu', 'lambda_sigma', 'lambda_gamma'),
+                     choices={'norm': ('squared', 'norm'), 'skew_axis': ('samples', 'dims')})
 
 OFFICIAL = dict(lambda_mu=1.0, lambda_sigma=1.0, lambda_gamma=0.1, norm='norm', skew_axis='dims')
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from .core import fingerprint
+from .core import fingerprint, DATASETS
 
 # %% auto #0
 __all__ = ['SUBSETS', 'IMAGE_SUFFIXES', 'ImageSet', 'load_digits_split', 'reference_dir', 'class_list', 'imagenet1k_index',
@@ -51,7 +51,7 @@ def load_digits_split(split: str = 'train',  # 'train' or 'test'
     return ImageSet(x, torch.tensor(d.target[idx], dtype=torch.long), [str(c) for c in range(10)])
 
 # %% ../nbs/01_data.ipynb #c010
-SUBSETS = ('imagewoof', 'imagenette', 'imageidc', 'imagenet100', 'imagenet1k')
+SUBSETS = tuple(d for d in DATASETS if d != 'digits')   # the paper world's ImageNet subsets
 IMAGE_SUFFIXES = ('.jpeg', '.jpg', '.png', '.bmp', '.webp')
 
 def reference_dir() -> Path:

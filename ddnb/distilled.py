@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
-from .core import save_json, load_json
+from .core import save_json, load_json, make_temp_dir, replace_dir
 
 # %% auto #0
 __all__ = ['LABEL_MODES', 'quantize', 'DistilledSet', 'save_distilled', 'load_distilled']
@@ -35,6 +35,10 @@ class DistilledSet:
     soft_labels: torch.Tensor | None = None
 
     def __post_init__(self):
+        bad = ~torch.isfinite(self.x.float()).flatten(1).all(1)
+        if bad.any():
+            i = int(bad.nonzero()[0]); c = self.classes[int(self.y[i])] if 0 <= int(self.y[i]) < len(self.classes) else self.y[i]
+            raise ValueError(f"DistilledSet {self.method!r}: {int(bad.sum())} image(s) with NaN or infinite values (first: image {i}, class {c})")
         self.x = quantize(self.x.float()); self.y = self.y.long()
         if self.label_mode not in LABEL_MODES: raise ValueError(f"label_mode={self.label_mode!r}: expected one of {LABEL_MODES}")
         if len(self.x) != len(self.y): raise ValueError(f"{len(self.x)} images but {len(self.y)} labels")
@@ -61,8 +65,8 @@ def _to_pil(img: torch.Tensor):
 
 def save_distilled(ds: DistilledSet, path) -> Path:
     "Write `ds` as `<class>/<k>.png` + manifest.json (+ soft labels) atomically; returns the folder."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.tmp-'))
+    path = Path(path)
+    tmp = make_temp_dir(path.parent, f'.{path.name}.tmp-')
     try:
         order = []
         for c, name in enumerate(ds.classes):
@@ -73,8 +77,7 @@ def save_distilled(ds: DistilledSet, path) -> Path:
             from safetensors.torch import save_file
             save_file({'soft_labels': ds.soft_labels[order].contiguous().float()}, str(tmp/'soft_labels.safetensors'))
         save_json(ds.manifest(), tmp/'manifest.json')
-        if path.exists(): shutil.rmtree(path)
-        os.replace(tmp, path)
+        replace_dir(tmp, path)   # a reader sees the old set or the new one, never a missing folder
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     return path

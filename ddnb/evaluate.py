@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import Config, StageCache, count_parameters, fingerprint, seed_everything, torch_generator, progress, save_json, load_json
+from .core import Config, StageCache, check_fields, count_parameters, fingerprint, seed_everything, torch_generator, progress, save_json, load_json
 from .data import ImageSet, load_digits_split
 from .distilled import DistilledSet
 from .students import build_student
@@ -51,9 +51,14 @@ class Recipe:
     temperature: float = 4.0                 # soft labels only
 
     def __post_init__(self):
-        if self.label_mode not in ('hard', 'soft'): raise ValueError(f"Recipe {self.name!r}: label_mode={self.label_mode!r}")
-        if self.optimizer not in ('sgd', 'adamw'): raise ValueError(f"Recipe {self.name!r}: optimizer={self.optimizer!r}")
-        if self.schedule not in ('multistep', 'cosine'): raise ValueError(f"Recipe {self.name!r}: schedule={self.schedule!r}")
+        check_fields(self, positive=('lr', 'batch_size', 'temperature', 'cutmix_beta'), nonnegative=('momentum', 'weight_decay', 'gamma', 'cutmix_prob'),
+                     choices={'label_mode': ('hard', 'soft'), 'optimizer': ('sgd', 'adamw'), 'schedule': ('multistep', 'cosine')})
+        from ddnb.students import STUDENTS
+        if self.student not in STUDENTS and not self.student.startswith('timm:'):
+            raise ValueError(f"Recipe {self.name!r}: student={self.student!r}: expected one of {sorted(STUDENTS)} or 'timm:<name>'")
+        for rule in self.epochs_by_ipc:
+            if len(rule) != 2 or not isinstance(rule[1], int) or isinstance(rule[1], bool) or rule[1] < 1:
+                raise ValueError(f"Recipe {self.name!r}: epochs_by_ipc rule {rule!r}: expected [max IPC or None, epochs >= 1]")
         bad = set(self.augment) - set(AUGMENTATIONS)
         if bad: raise ValueError(f"Recipe {self.name!r}: unknown augmentation(s) {sorted(bad)}; known {sorted(AUGMENTATIONS)}")
 
@@ -174,7 +179,8 @@ def train_student(ds: DistilledSet, recipe: Recipe, seed: int = 0,
     x, y = _prep(ds.x, recipe).to(device), ds.y.to(device)
     net = build_student(recipe.student, len(ds.classes), x.shape[1], x.shape[-1], **recipe.student_kwargs).to(device)
     model = Normalized(net, recipe)
-    epochs = epochs or recipe.epochs(ds.ipc)
+    epochs = recipe.epochs(ds.ipc) if epochs is None else epochs
+    if not isinstance(epochs, int) or epochs < 1: raise ValueError(f"train_student: epochs={epochs!r}: must be an integer >= 1")
     bs = min(recipe.batch_size, len(x))
     steps = epochs * math.ceil(len(x) / bs)
     opt = (torch.optim.SGD(net.parameters(), recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay) if recipe.optimizer == 'sgd'
@@ -183,7 +189,7 @@ def train_student(ds: DistilledSet, recipe: Recipe, seed: int = 0,
              else torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps))
     if teacher is not None: teacher = teacher.to(device).eval()
     model.train()
-    for _ in progress(range(epochs), desc=f'{recipe.name} on {ds.method}', leave=False, disable=not show_progress):
+    for epoch in progress(range(epochs), desc=f'{recipe.name} on {ds.method}', leave=False, disable=not show_progress):
         for idx in torch.randperm(len(x), generator=g).split(bs):
             xb, yb = augment_batch(x[idx], recipe, g), y[idx]
             perm, lam = None, 1.0
@@ -196,6 +202,8 @@ def train_student(ds: DistilledSet, recipe: Recipe, seed: int = 0,
                 T = recipe.temperature
                 loss = F.kl_div(F.log_softmax(out / T, 1), F.log_softmax(t / T, 1), reduction='batchmean', log_target=True) * T * T
             opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+        if not math.isfinite(loss.item()):   # checked once an epoch: a NaN spreads into every weight, so it never goes unseen
+            raise FloatingPointError(f"{recipe.student} on {ds.method} (IPC {ds.ipc}, recipe {recipe.name}, seed {seed}): loss {loss.item()} at epoch {epoch}")
     return model.eval()
 
 @torch.no_grad()
@@ -214,10 +222,12 @@ def teacher_for(cfg: Config, recipe: Recipe, real: ImageSet, seed: int = 0, show
     def build(d: Path):
         m = train_student(full_baseline(real), hard, seed, show_progress=show_progress)
         torch.save(m.net.state_dict(), d/'teacher.pt')
-    d = StageCache(Path(cfg.cache_dir)).run('teacher', {'real': real.fingerprint(), 'recipe': hard.to_dict(), 'seed': seed}, build, verbose=False)
-    net = build_student(hard.student, real.num_classes, real.x.shape[1], hard.input_size or real.x.shape[-1], **hard.student_kwargs)
-    net.load_state_dict(torch.load(d/'teacher.pt', weights_only=True))
-    return Normalized(net, hard).eval()
+    def load(d):
+        net = build_student(hard.student, real.num_classes, real.x.shape[1], hard.input_size or real.x.shape[-1], **hard.student_kwargs)
+        net.load_state_dict(torch.load(d/'teacher.pt', weights_only=True))
+        return Normalized(net, hard).eval()
+    key = {'real': real.fingerprint(), 'recipe': hard.to_dict(), 'seed': seed}
+    return StageCache(Path(cfg.cache_dir)).load('teacher', key, build, load, verbose=False)
 
 # %% ../nbs/12_evaluate.ipynb #c018
 def evaluate_one(ds: DistilledSet, recipe: Recipe, seed: int, test: ImageSet, teacher: nn.Module | None = None, device='cpu') -> dict:

@@ -70,10 +70,11 @@ def real_classifier(cfg: Config, epochs: int = 30, seed: int = 0) -> DigitsCNN:
         net = train_classifier(train, epochs, seed=seed)
         torch.save(net.state_dict(), d/'classifier.pt')
         save_json({'test_accuracy': accuracy(net, load_digits_split('test'))}, d/'metrics.json')
-    d = StageCache(Path(cfg.cache_dir)).run('real_classifier', key, build)
-    net = DigitsCNN(train.num_classes, train.x.shape[1])
-    net.load_state_dict(torch.load(d/'classifier.pt', weights_only=True))
-    return net.eval()
+    def load(d):
+        net = DigitsCNN(train.num_classes, train.x.shape[1])
+        net.load_state_dict(torch.load(d/'classifier.pt', weights_only=True))
+        return net.eval()
+    return StageCache(Path(cfg.cache_dir)).load('real_classifier', key, build, load)
 
 # %% ../nbs/04_features.ipynb #c010
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

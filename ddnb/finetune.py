@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import Config, StageCache, count_parameters, seed_everything, torch_generator, progress, save_json, load_json
+from .core import Config, StageCache, check_fields, count_parameters, seed_everything, torch_generator, progress, save_json, load_json
 from .data import ImageSet
 from .generator import DiTGenerator
 from .ddim import invert_to, ddim_timesteps, inverted_timestep, ddim_step, alpha_bar
@@ -129,8 +129,9 @@ class FinetuneConfig:
     memory: int = 64                 # Minimax memory size
 
     def __post_init__(self):
-        if self.loss not in ('diffusion', 'im', 'minimax'): raise ValueError(f"FinetuneConfig.loss={self.loss!r}: expected diffusion, im or minimax")
-        if self.im_form not in ('paper', 'code'): raise ValueError(f"FinetuneConfig.im_form={self.im_form!r}: expected 'paper' or 'code'")
+        check_fields(self, positive=('epochs', 'batch_size', 'lr', 'im_num_steps', 'grad_steps', 'memory'),
+                     nonnegative=('class_dropout', 'lambda_im', 'lambda_rep', 'lambda_div'),
+                     choices={'loss': ('diffusion', 'im', 'minimax'), 'im_form': ('paper', 'code')})
         matching_distance(torch.zeros(1, 1), torch.ones(1, 1), self.matching)   # names a bad `matching` now, not mid-run
 
     def to_key(self) -> dict:
@@ -184,7 +185,9 @@ def finetuned_generator(cfg: Config, gen: DiTGenerator, gen_key, real: ImageSet,
         tuned, log = finetune(gen, real, fc, seed, show_progress)
         save_adapter(tuned.transformer, d/'adapter.safetensors')
         save_json({'seconds': time.time() - t0, 'loss_log': log, 'finetune': asdict(fc)}, d/'finetune_log.json')
-    d = StageCache(Path(cfg.cache_dir)).run('finetune', {'generator': gen_key, 'real': real.fingerprint(), 'finetune': fc.to_key(), 'seed': seed}, build)
-    tuned = copy.deepcopy(gen)
-    load_adapter(tuned.transformer, d/'adapter.safetensors')
-    return tuned.eval(), load_json(d/'finetune_log.json')
+    def load(d):
+        tuned = copy.deepcopy(gen)
+        load_adapter(tuned.transformer, d/'adapter.safetensors')
+        return tuned.eval(), load_json(d/'finetune_log.json')
+    key = {'generator': gen_key, 'real': real.fingerprint(), 'finetune': fc.to_key(), 'seed': seed}
+    return StageCache(Path(cfg.cache_dir)).load('finetune', key, build, load)

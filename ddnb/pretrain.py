@@ -80,8 +80,7 @@ def pretrained_mini_dit(cfg: Config, show_progress: bool = True) -> tuple[DiTGen
         gen, log = train_mini_dit(train, cfg.pretrain, cfg.seed, show_progress)
         gen.transformer.save_pretrained(d/'transformer', safe_serialization=True)
         save_json({'seconds': time.time() - t0, 'steps': cfg.pretrain.steps, 'loss_log': log}, d/'train_log.json')
-    d = StageCache(Path(cfg.cache_dir)).run('pretrain', pretrain_key(cfg, train), build)
-    return load_mini_dit(d), d
+    return StageCache(Path(cfg.cache_dir)).load('pretrain', pretrain_key(cfg, train), build, lambda d: (load_mini_dit(d), d))
 
 @torch.no_grad()
 def quality_gate(gen: DiTGenerator, classifier, n_per_class: int = 50, num_steps: int = 50,

@@ -8,16 +8,18 @@ import hashlib, json, math, os, platform, shutil, sys, tempfile, time
 import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import atomic_write, save_json, load_json, progress, default_cache_dir, fingerprint
+from .core import (atomic_write, save_json, load_json, progress, default_cache_dir, fingerprint, file_sha256,
+                       writable_dir, exclusive_lock, share_mode, StageCache)
 
 # %% auto #0
 __all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'ims3_studies',
-           'declared_parameters', 'grid_for', 'code_version', 'cell_key', 'file_sha256', 'Journal', 'profile_dir',
-           'run_cell', 'select_cells', 'plan_grid', 'format_plan', 'set_aside_results', 'run_grid', 'load_results',
-           'markdown_table', 'foundation_section', 'baseline_rows', 'baselines_section', 'study_table', 'study_figure',
-           'd3hr_sweeps_section', 'paper_values', 'paper_table', 'ims3_section', 'ims3_sweeps_section', 'write_reports',
-           'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement', 'compare_to_reference',
-           'reproduction_section', 'save_figure', 'image_grid_figure', 'distilled_figure']
+           'declared_parameters', 'grid_for', 'code_version', 'cell_key', 'Journal', 'profile_dir', 'run_cell',
+           'select_cells', 'plan_grid', 'format_plan', 'set_aside_results', 'run_grid', 'clean_leftovers',
+           'result_problem', 'load_results', 'markdown_table', 'foundation_section', 'baseline_rows',
+           'baselines_section', 'study_table', 'study_figure', 'd3hr_sweeps_section', 'paper_values', 'paper_table',
+           'ims3_section', 'ims3_sweeps_section', 'write_reports', 'foundation_scalars', 'freeze_reference',
+           'load_reference', 'agreement', 'compare_to_reference', 'reproduction_section', 'save_figure',
+           'image_grid_figure', 'distilled_figure']
 
 # %% ../nbs/14_reproduce.ipynb #c007
 PROFILES = {
@@ -131,10 +133,6 @@ def cell_key(cell: GridCell, profile: str) -> str:
     "What makes a finished cell reusable: notebook, parameters, profile and the code version."
     return fingerprint(cell.notebook, cell.params, profile, code_version(experiments_dir()/cell.notebook))
 
-def file_sha256(path) -> str:
-    "sha256 hex of a file's bytes."
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
 class Journal:
     "Per-cell records of what this machine finished for one reports folder, kept in the cache dir (never committed)."
     def __init__(self, cache_dir, out):
@@ -186,17 +184,23 @@ def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_nam
         pm.execute_notebook(str(experiments_dir()/cell.notebook), str(tmp), parameters=params, kernel_name=kernel_name,
                             progress_bar=False, cwd=str(out.resolve()), stderr_file=sys.stderr)
         if not result.exists(): raise RuntimeError(f"notebook {cell.notebook} finished without writing {result}")
-        os.replace(tmp, nb_out)
+        problem = result_problem(result)
+        if problem: raise RuntimeError(f"notebook {cell.notebook} wrote a bad result file: {problem}")
+        share_mode(tmp); os.replace(tmp, nb_out)
         (out/'failures'/f'{cell.name}.json').unlink(missing_ok=True)
         seconds = round(time.time() - t0, 1)
         journal.record(cell.name, 'done', key=key, finished=_now(), seconds=seconds, result_sha256=file_sha256(result))
         return {'cell': cell.name, 'status': 'ok', 'seconds': seconds}
     except Exception as e:
-        if tmp.exists(): os.replace(tmp, nb_out.with_name(f'{cell.name}.failed.ipynb'))
         rec = {'cell': cell.name, 'status': 'failed', 'seconds': round(time.time() - t0, 1), 'notebook': cell.notebook,
                'params': params, 'error': f'{e.ename}: {e.evalue}' if hasattr(e, 'ename') else f'{type(e).__name__}: {str(e)[-2000:]}'}
-        save_json(rec, out/'failures'/f'{cell.name}.json')
-        journal.record(cell.name, 'failed', key=key, finished=_now(), seconds=rec['seconds'], error=rec['error'][:2000])
+        try:   # recording the failure must not stop the grid (e.g. a full disk): the summary still says what failed
+            if tmp.exists(): os.replace(tmp, nb_out.with_name(f'{cell.name}.failed.ipynb'))
+            save_json(rec, out/'failures'/f'{cell.name}.json')
+            journal.record(cell.name, 'failed', key=key, finished=_now(), seconds=rec['seconds'], error=rec['error'][:2000])
+        except OSError as w:
+            tmp.unlink(missing_ok=True)
+            rec['error'] += f' (and the failure could not be recorded: {w})'
         return rec
     finally:
         if env_progress is None: os.environ.pop('DDNB_PROGRESS', None)
@@ -204,10 +208,10 @@ def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_nam
 
 def _now() -> str: return time.strftime('%Y-%m-%d %H:%M:%S')
 
-def select_cells(profile: str, only: str | None = None, cells: list | None = None) -> list:
-    "The grid cells whose name contains `only` (all when None); an `only` that matches nothing is an error listing the cells."
-    cells = cells or grid_for(profile)
-    chosen = [c for c in cells if not only or only in c.name]
+def select_cells(profile: str, only: str | list | None = None, cells: list | None = None) -> list:
+    "The grid cells whose name contains `only` (or any of a list of such strings; all when None); matching nothing is an error listing the cells."
+    cells, pats = cells or grid_for(profile), [only] if isinstance(only, str) else list(only or [])
+    chosen = [c for c in cells if not pats or any(p in c.name for p in pats)]
     if not chosen: raise ValueError(f"--only {only!r} matches no cell of profile {profile!r}; its cells: {[c.name for c in cells]}")
     return chosen
 
@@ -246,34 +250,70 @@ def set_aside_results(out: Path, names: list) -> list:
     return moved
 
 def run_grid(profile: str = 'mini', reports_dir='reports', cache_dir=None,
-             only: str | None = None,   # run only cells whose name contains this
+             only: str | list | None = None,   # run only cells whose name contains this (or any of these)
              force: bool = False,       # re-run cells this machine already finished
              cells: list | None = None, # explicit cells instead of the profile's grid
              plan_only: bool = False) -> list:  # print the plan and stop
     "Print the plan, then run every cell this machine has not finished under the same key, then rebuild the reports."
-    out = profile_dir(profile, reports_dir); out.mkdir(parents=True, exist_ok=True)
-    cache_dir = cache_dir or default_cache_dir()
+    out, cache_dir = profile_dir(profile, reports_dir), Path(cache_dir or default_cache_dir()).expanduser()
+    if cache_dir.resolve().is_relative_to(out.resolve()):
+        raise ValueError(f"cache dir {cache_dir} lies inside the reports folder {out}: point DDNB_CACHE / --cache-dir elsewhere")
+    out, cache_dir = writable_dir(out, 'reports folder'), writable_dir(cache_dir, 'cache dir')
     cells = select_cells(profile, only, cells)
+    if plan_only:
+        plan = plan_grid(cells, out, cache_dir, profile, force)
+        print(format_plan(plan, profile, out, cache_dir), flush=True); return plan
+    with exclusive_lock(out/'.ddnb-run.lock', f'reports folder {out}', wait=False):
+        return _run_locked(profile, reports_dir, out, cache_dir, cells, force)
+
+def clean_leftovers(out: Path, journal: Journal) -> list:
+    "Remove what killed runs leave behind: temp notebooks and files, and `.failed.ipynb` of cells that finished since."
+    gone = [p for p in (out/'notebooks').glob('.*.tmp-*') if p.is_file()] if (out/'notebooks').is_dir() else []
+    gone += [p for p in out.rglob('.*.tmp') if p.is_file()]   # atomic_write's temp files
+    for p in (out/'notebooks').glob('*.failed.ipynb') if (out/'notebooks').is_dir() else []:
+        rec = journal.get(p.name[:-len('.failed.ipynb')])
+        if rec is None or rec['state'] == 'done': gone.append(p)
+    for p in gone: p.unlink(missing_ok=True)
+    return gone
+
+def _run_locked(profile, reports_dir, out, cache_dir, cells, force) -> list:
+    journal = Journal(cache_dir, out)
+    gone = clean_leftovers(out, journal) + StageCache(cache_dir).clean_leftovers()
+    if gone: print(f"[ddnb] removed {len(gone)} leftovers of earlier runs: {[p.name for p in gone]}")
     plan = plan_grid(cells, out, cache_dir, profile, force)
     print(format_plan(plan, profile, out, cache_dir), flush=True)
-    if plan_only: return plan
     moved = set_aside_results(out, [p['cell'] for p in plan if p['action'] == 'run'])
     if moved: print(f"[ddnb] {len(moved)} earlier result files moved to {out/'_work'/'previous'}/ (they are re-computed now)", flush=True)
-    journal, status = Journal(cache_dir, out), []
+    status = []
     for cell, p in progress(list(zip(cells, plan)), desc=f'grid {profile}', unit='cell'):
         rec = ({'cell': cell.name, 'status': 'reused'} if p['action'] == 'reuse'
                else run_cell(cell, out, cache_dir, profile, journal=journal, key=p['key']))
         print(f"[ddnb] {cell.name}: {rec['status']}" + (f" ({rec['seconds']} s)" if 'seconds' in rec else '') +
               (f" — {rec['error'][:300]}" if rec['status'] == 'failed' else ''), flush=True)
         status.append(rec)
-    write_reports(profile, reports_dir)
+    try: write_reports(profile, reports_dir)
+    except OSError as e: print(f"[ddnb] the reports could not be written: {e}", file=sys.stderr, flush=True)
     return status
 
 # %% ../nbs/14_reproduce.ipynb #c014
+def result_problem(path) -> str | None:
+    "What makes a result file unusable (not JSON, not a record, no profile or world), or None."
+    try: r = load_json(path)
+    except (ValueError, OSError) as e: return str(e)
+    if not isinstance(r, dict): return f"{path}: not a result record (a JSON {type(r).__name__})"
+    missing = [k for k in ('profile', 'world') if k not in r]
+    if missing: return f"{path}: result record without {missing}"
+    if not isinstance(r.get('summary', []), list): return f"{path}: 'summary' is not a list"
+    return None
+
 def load_results(profile: str, reports_dir='reports') -> dict:
-    "All result records of a profile, by cell name."
-    d = profile_dir(profile, reports_dir)/'results'
-    return {p.stem: load_json(p) for p in sorted(d.glob('*.json'))} if d.is_dir() else {}
+    "All usable result records of a profile, by cell name; a bad file is named, moved to `_work/bad/` and left out (its cell re-runs)."
+    d, out = profile_dir(profile, reports_dir)/'results', {}
+    for p in sorted(d.glob('*.json')) if d.is_dir() else []:
+        if (problem := result_problem(p)) is None: out[p.stem] = load_json(p); continue
+        bad = p.parent.parent/'_work'/'bad'/p.name; bad.parent.mkdir(parents=True, exist_ok=True); os.replace(p, bad)
+        print(f"[ddnb] bad result file set aside to {bad}: {problem}", file=sys.stderr)
+    return out
 
 def markdown_table(rows: list, columns: list) -> str:
     "A GitHub markdown table of dict rows."
