@@ -1,12 +1,14 @@
-"""The fault battery on a small smoke grid: every injected fault is detected and recovered from, with the clean run's numbers.
+"""The fault battery on a one-cell smoke grid: every injected fault is detected and recovered from, with the clean run's numbers.
 
-`ddnb check` / `make faults` run the whole battery (every scenario, three cells); this runs the scenarios that cover
-each fault class once, on two cells, to stay inside the test command's time budget."""
+`ddnb check` / `make faults` run the whole battery (every scenario, three cells and three stages); this runs each
+fault class once on the `foundation` cell (pretraining stage) to stay inside the test command's time budget. Bad
+result files are tested in `14_reproduce` (`load_results`, the journal's verdicts), damaged stages in `00_core`."""
 from ddnb.faults import run_battery
 
 
 def test_fault_battery(tmp_path):
     b = run_battery(tmp_path, scenarios=('inputs', 'umask', 'kill', 'stage', 'leftovers', 'concurrent', 'disk-full'),
-                    cells=('foundation', 'baseline-Random'))
+                    cells=('foundation',))
+    print(b.table())
     assert b.all_good, b.table()
-    assert len(b.rows) >= 12 and all(r['detected'] for r in b.rows if r['detected'] is not None)
+    assert len(b.rows) == 11 and all(r['detected'] for r in b.rows if r['detected'] is not None)
