@@ -44,6 +44,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument('--m', type=float, nargs='+', default=[1e3, 1e5, 1e7], help='d3hr: candidate groups per class')
     b.add_argument('--ipc', type=int, nargs='+', default=[1, 10], help='d3hr: group sizes')
     b.add_argument('--dims', type=int, default=64, help='d3hr: latent dimensions (mini world 64; DiT-XL/2 4096)')
+    b.add_argument('--batched', type=int, nargs='+', default=None, help='students: K students trained as one computation vs the sequential loop, e.g. 1 4 16 64')
+    b.add_argument('--recipe', default='mini-hard', help='students --batched: the recipe (its student, input size and augmentation)')
+    b.add_argument('--set-ipc', type=int, default=10, help='students --batched: images per class of the random sets')
+    b.add_argument('--epochs', type=int, default=3, help='students --batched: epochs timed')
+    b.add_argument('--device', default='cpu')
     return p
 
 def bench_d3hr(a) -> list:
@@ -61,10 +66,20 @@ def bench_d3hr(a) -> list:
     return rows
 
 def bench_students(a) -> list:
-    "Print training images/s per student, measured side by side in one run."
+    "Print training images/s per student, measured side by side in one run (with --batched: batched vs sequential students)."
     import torch
-    from ddnb.evaluate import student_throughput
+    from ddnb.evaluate import student_throughput, get_recipe
     if a.threads: torch.set_num_threads(a.threads)
+    if a.batched:
+        from ddnb.batched import bench_batched
+        r = get_recipe(a.recipe)
+        size = r.input_size or a.image_size
+        rows = bench_batched(a.batched, r, a.set_ipc, a.epochs, size, a.channels, device=a.device)
+        print(f"batched students: recipe {r.name} ({r.student}), {a.channels}x{size}x{size}, IPC {a.set_ipc}, 10 classes, {a.epochs} epochs, "
+              f"{torch.get_num_threads()} threads, device {a.device}; side by side in one run:")
+        print(f"  {'K':>4}  {'batched students·epochs/s':>26}  {'sequential':>11}  {'ratio':>6}")
+        for x in rows: print(f"  {x['K']:>4}  {x['students_epochs_per_s']:>26.2f}  {x['sequential_students_epochs_per_s']:>11.2f}  {x['ratio']:>5.1f}×")
+        return rows
     kw = {'convnet': {'width': a.width}} if a.width else None
     rows = student_throughput(('convnet', 'resnetap10', 'resnet18'), a.image_size, a.channels, a.batch_size, a.steps, kw)
     print(f"student training throughput, {a.channels}x{a.image_size}x{a.image_size}, batch {a.batch_size}, {torch.get_num_threads()} threads:")

@@ -17,7 +17,7 @@ from .distilled import DistilledSet
 
 # %% auto #0
 __all__ = ['OFFICIAL', 'Moments', 'MappingConfig', 'class_statistics', 'save_statistics', 'load_statistics', 'GroupConfig',
-           'official_m', 'group_scores', 'group_sample', 'd3hr_distill', 'bench_group_sampling']
+           'official_m', 'skewness_batch', 'group_scores', 'group_sample', 'd3hr_distill', 'bench_group_sampling']
 
 # %% ../nbs/07_d3hr.ipynb #c006
 class Moments:
@@ -109,20 +109,28 @@ class GroupConfig:
     lambda_sigma: float = 1.0
     lambda_gamma: float = 1.0
     norm: str = 'squared'             # 'squared' (paper) or 'norm' (official code)
-    skew_axis: str = 'samples'        # 'samples' (paper: per dimension over the group) or 'dims' (official code)
+    skew_axis: str = 'samples'        # 'samples' (paper: per dimension over the group) or 'official' (skewness_batch of the official code)
     variance_scale: float = 1.0       # σ multiplier (Table A5: 0.5 … 1.5)
     block: int = 256                  # candidates per RNG block
     chunk_blocks: int = 16            # blocks scored at once (memory knob; results do not depend on it)
 
     def __post_init__(self):
         check_fields(self, positive=('m', 'variance_scale', 'block', 'chunk_blocks'), nonnegative=('lambda_mu', 'lambda_sigma', 'lambda_gamma'),
-                     choices={'norm': ('squared', 'norm'), 'skew_axis': ('samples', 'dims')})
+                     choices={'norm': ('squared', 'norm'), 'skew_axis': ('samples', 'official')})
 
-OFFICIAL = dict(lambda_mu=1.0, lambda_sigma=1.0, lambda_gamma=0.1, norm='norm', skew_axis='dims')
+OFFICIAL = dict(lambda_mu=1.0, lambda_sigma=1.0, lambda_gamma=0.1, norm='norm', skew_axis='official')
 
-def official_m(m: float) -> int:
-    "The number of candidates the official code draws for its parameter m: (m/10)·10⁴."
-    return int(m / 10 * 1e4)
+def official_m(m: int) -> int:
+    "The number of candidates the official code draws for its parameter m: ⌊m/10⌋ chunks of 10,000."
+    if m < 10: raise ValueError(f"official m={m}: the official loop runs m // 10 = 0 chunks and selects nothing (it crashes); use m >= 10")
+    return (int(m) // 10) * 10_000
+
+def skewness_batch(z: torch.Tensor) -> torch.Tensor:
+    "The official skewness of candidate groups (B, n, D) → (B, n): standardise over the members, sum cubes over D, × D/((D−1)(D−2))."
+    n, D = z.shape[1], z.shape[2]
+    if n < 2: raise ValueError("the official skewness needs IPC >= 2: at IPC 1 the unbiased std of one member is NaN and the official script selects nothing")
+    s = (z - z.mean(1, keepdim=True)) / z.std(1, keepdim=True)
+    return (s ** 3).sum(2) * D / ((D - 1) * (D - 2))
 
 def group_scores(z: torch.Tensor,  # candidate groups (B, n, D)
                  mu: torch.Tensor, sigma: torch.Tensor, gc: GroupConfig) -> torch.Tensor:
@@ -134,9 +142,7 @@ def group_scores(z: torch.Tensor,  # candidate groups (B, n, D)
     s_hat = (var_b * n / (n - 1)).sqrt() if n > 1 else torch.zeros_like(m_hat)
     if gc.skew_axis == 'samples':
         g_hat = torch.where(var_b > 0, (d ** 3).mean(1) / var_b.clamp_min(1e-12) ** 1.5, torch.zeros_like(var_b))
-    else:
-        e = z - z.mean(2, keepdim=True); v = (e ** 2).mean(2)
-        g_hat = ((e ** 3).mean(2) / v.clamp_min(1e-12) ** 1.5).mean(1, keepdim=True)
+    else: g_hat = skewness_batch(z)                                  # (B, n): one value per member
     sq = lambda a: (a ** 2).sum(1)
     terms = [sq(m_hat - mu), sq(s_hat - sigma), sq(g_hat)]
     if gc.norm == 'norm': terms = [t.sqrt() for t in terms]

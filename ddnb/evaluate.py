@@ -18,9 +18,10 @@ from .students import build_student
 
 # %% auto #0
 __all__ = ['MINIMAX_EPOCHS', 'AUGMENTATIONS', 'RECIPES', 'Recipe', 'random_resized_crop', 'random_flip', 'color_jitter',
-           'lighting', 'rand_augment', 'augment_batch', 'cutmix', 'register_recipe', 'get_recipe', 'Normalized',
-           'train_student', 'top1', 'teacher_for', 'evaluate_one', 'summarize', 'evaluate', 'run_evaluations',
-           'recipes_for', 'teacher_if_needed', 'dd_ranking', 'student_throughput']
+           'lighting', 'rand_augment', 'shuffle_patches', 'augment_batch', 'cutmix', 'register_recipe', 'get_recipe',
+           'Normalized', 'train_student', 'top1', 'teacher_for', 'load_teacher', 'soft_teacher', 'evaluate_one',
+           'result_row', 'summarize', 'evaluate', 'run_evaluations', 'recipes_for', 'teacher_if_needed', 'dd_ranking',
+           'student_throughput']
 
 # %% ../nbs/12_evaluate.ipynb #c006
 MINIMAX_EPOCHS = [[1, 3000], [10, 2000], [50, 1500], [200, 1000], [500, 500], [None, 300]]
@@ -32,16 +33,20 @@ class Recipe:
     label_mode: str = 'hard'                 # 'hard' or 'soft'
     student: str = 'convnet'
     student_kwargs: dict = field(default_factory=dict)
-    input_size: int | None = None            # resize images to this side before training and testing
+    input_size: int | None = None            # side the student trains and tests at (None: the set's own)
     mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list = field(default_factory=lambda: [0.229, 0.224, 0.225])
     optimizer: str = 'sgd'                   # 'sgd' or 'adamw'
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    decay_all: bool = True                   # False: weight decay only on parameters with more than one dimension (RDED, D3HR)
     batch_size: int = 64
+    batch_rule: str | None = None            # None (batch_size) | 'rded' | 'd3hr': batch size from IPC and classes
+    class_rule: str | None = None            # None | 'minimax': the 100-class and > 100-class adjustments of the Minimax code
     epochs_by_ipc: list = field(default_factory=lambda: [list(r) for r in MINIMAX_EPOCHS])  # [max IPC or None, epochs]
-    schedule: str = 'multistep'              # 'multistep' (×gamma at milestones) or 'cosine'
+    schedule: str = 'multistep'              # 'multistep' (×gamma at milestones, stepped per batch) | 'multistep-epoch' (per epoch, Minimax)
+                                             # | 'cosine' (to 0, per batch) | 'half-cosine' (0.5·(1 + cos(π·e/2E)) per epoch, ends at lr/2: RDED, D3HR)
     milestones: list = field(default_factory=lambda: [2 / 3, 5 / 6])
     gamma: float = 0.2
     augment: list = field(default_factory=lambda: ['rrc', 'flip', 'jitter', 'lighting'])
@@ -49,10 +54,17 @@ class Recipe:
     cutmix_beta: float = 1.0
     cutmix_prob: float = 0.5
     temperature: float = 4.0                 # soft labels only
+    kd_t_squared: bool = True                # soft labels: scale the KL by T² (Hinton); RDED / D3HR do not
+    resize_first: bool = True                # resize the set to input_size before augmenting (Minimax); False: crop from the stored images (RDED, D3HR)
+    test_resize: int | None = None           # test: resize to this side, then centre-crop input_size (None: resize to input_size)
+    accuracy: str = 'last'                   # the top-1 a report shows: 'last' epoch or 'best' of the periodic checks
+    eval_every: float = 0                    # epochs between test checks (≥ 1), or a fraction of the epochs (< 1); 0: the last epoch only
+    eval_after: float = 0                    # checks only from this epoch on (0-based; < 1: a fraction of the epochs); the last epoch is always checked
 
     def __post_init__(self):
-        check_fields(self, positive=('lr', 'batch_size', 'temperature', 'cutmix_beta'), nonnegative=('momentum', 'weight_decay', 'gamma', 'cutmix_prob'),
-                     choices={'label_mode': ('hard', 'soft'), 'optimizer': ('sgd', 'adamw'), 'schedule': ('multistep', 'cosine')})
+        check_fields(self, positive=('lr', 'batch_size', 'temperature', 'cutmix_beta'), nonnegative=('momentum', 'weight_decay', 'gamma', 'cutmix_prob', 'eval_every', 'eval_after'),
+                     choices={'label_mode': ('hard', 'soft'), 'optimizer': ('sgd', 'adamw'), 'schedule': ('multistep', 'multistep-epoch', 'cosine', 'half-cosine'),
+                              'batch_rule': (None, 'rded', 'd3hr'), 'class_rule': (None, 'minimax'), 'accuracy': ('last', 'best')})
         from ddnb.students import STUDENTS
         if self.student not in STUDENTS and not self.student.startswith('timm:'):
             raise ValueError(f"Recipe {self.name!r}: student={self.student!r}: expected one of {sorted(STUDENTS)} or 'timm:<name>'")
@@ -61,27 +73,52 @@ class Recipe:
                 raise ValueError(f"Recipe {self.name!r}: epochs_by_ipc rule {rule!r}: expected [max IPC or None, epochs >= 1]")
         bad = set(self.augment) - set(AUGMENTATIONS)
         if bad: raise ValueError(f"Recipe {self.name!r}: unknown augmentation(s) {sorted(bad)}; known {sorted(AUGMENTATIONS)}")
+        if self.accuracy == 'best' and not self.eval_every:
+            raise ValueError(f"Recipe {self.name!r}: accuracy='best' needs periodic checks: set eval_every > 0")
 
-    def epochs(self, ipc: int) -> int:
-        "Training epochs for a set with `ipc` images per class."
+    def epochs(self, ipc: int, num_classes: int = 10) -> int:
+        "Training epochs for a set with `ipc` images per class (and, under `class_rule`, `num_classes` classes)."
         for max_ipc, e in self.epochs_by_ipc:
-            if max_ipc is None or ipc <= max_ipc: return int(e)
-        raise ValueError(f"Recipe {self.name!r}: no epoch rule covers ipc={ipc}")
+            if max_ipc is None or ipc <= max_ipc: break
+        else: raise ValueError(f"Recipe {self.name!r}: no epoch rule covers ipc={ipc}")
+        if self.class_rule == 'minimax' and num_classes == 100: e = max(100, int(e * 2 / 3) // 100 * 100)
+        return int(e)
+
+    def settings(self, ipc: int, num_classes: int, set_size: int) -> dict:
+        "The epochs, lr, weight decay and batch size this recipe uses for a set of `set_size` images, `ipc` per class."
+        lr, wd, bs = self.lr, self.weight_decay, self.batch_size
+        if self.batch_rule == 'rded':                 # RDED argument.py: defined for IPC 1, 10, 50 only
+            if ipc not in (1, 10, 50): raise ValueError(f"Recipe {self.name!r}: RDED's batch rule covers IPC 1, 10 and 50, not {ipc}; set batch_size and batch_rule=None")
+            bs = {1: 10, 10: 50, 50: 100}[ipc] * (2 if num_classes in (100, 1000) else 1)
+        elif self.batch_rule == 'd3hr':               # D3HR argument.py: ×2 for 100 classes only (its ×2 for 1000 is commented out)
+            bs = (100 if ipc >= 50 else 50 if ipc >= 10 else 15) * (2 if num_classes == 100 else 1)
+        if self.class_rule == 'minimax' and num_classes > 100: lr, wd, bs = 0.1, 1e-4, max(bs, 128)
+        return {'epochs': self.epochs(ipc, num_classes), 'lr': lr, 'weight_decay': wd, 'batch_size': min(bs, set_size)}
+
+    def checks(self, epochs: int) -> list:
+        "The 0-based epochs after which the student is tested (always including the last)."
+        every = self.eval_every * epochs if 0 < self.eval_every < 1 else self.eval_every
+        after = self.eval_after * epochs if 0 < self.eval_after < 1 else self.eval_after
+        every = max(1, int(every)) if every else 0
+        return [e for e in range(epochs) if e == epochs - 1 or (every and (e + 1) % every == 0 and e >= after)]
+
     def to_dict(self) -> dict: return asdict(self)
     @classmethod
     def from_dict(cls, d: dict) -> Recipe: return cls(**d)
     def replace(self, **kw) -> Recipe: return Recipe.from_dict({**self.to_dict(), **kw})
 
+
 # %% ../nbs/12_evaluate.ipynb #c008
-def random_resized_crop(x, g, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3)):
-    "Per-image random-resized crop (area fraction in `scale`, log-uniform aspect ratio), back to the same size."
+def random_resized_crop(x, g, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), size: int | None = None):
+    "Per-image random-resized crop (area fraction in `scale`, log-uniform aspect ratio), resampled to `size` (default: the input's)."
     n = len(x)
     area = torch.empty(n).uniform_(*scale, generator=g)
     logr = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=g)
     w, h = (area * logr.exp()).sqrt().clamp(max=1), (area / logr.exp()).sqrt().clamp(max=1)
     cx, cy = (torch.rand(n, generator=g) * 2 - 1) * (1 - w), (torch.rand(n, generator=g) * 2 - 1) * (1 - h)
     theta = torch.zeros(n, 2, 3); theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w, cx, h, cy
-    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    shape = list(x.shape) if size is None else [n, x.shape[1], size, size]
+    grid = F.affine_grid(theta.to(x), shape, align_corners=False)
     return F.grid_sample(x, grid, mode='bilinear', padding_mode='reflection', align_corners=False)
 
 def random_flip(x, g):
@@ -89,13 +126,15 @@ def random_flip(x, g):
     m = (torch.rand(len(x), generator=g) < 0.5).view(-1, 1, 1, 1).to(x.device)
     return torch.where(m, x.flip(-1), x)
 
+def _grey(x): return (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
 def color_jitter(x, g, strength: float = 0.4):
-    "Brightness, contrast (and saturation for colour images) factors in [1−s, 1+s], per image."
+    "Brightness, contrast (towards the grey mean) and, for colour images, saturation factors in [1−s, 1+s], per image."
     f = lambda: (1 + (torch.rand(len(x), generator=g) * 2 - 1) * strength).view(-1, 1, 1, 1).to(x)
     x = x * f()
-    mean = x.mean((1, 2, 3), keepdim=True); x = (x - mean) * f() + mean
+    mean = (_grey(x) if x.shape[1] == 3 else x).mean((1, 2, 3), keepdim=True); x = (x - mean) * f() + mean
     if x.shape[1] == 3:
-        grey = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        grey = _grey(x)
         x = (x - grey) * f() + grey
     return x.clamp(0, 1)
 
@@ -117,12 +156,23 @@ def rand_augment(x, g):
     u8 = (x * 255).round().byte()
     return torch.stack([ra(im) for im in u8]).float() / 255
 
-AUGMENTATIONS = {'rrc': None, 'flip': random_flip, 'jitter': color_jitter, 'lighting': lighting, 'randaugment': rand_augment}
+def shuffle_patches(x, g, factor: int = 2):
+    "RDED's patch shuffle: cut each image into `factor` vertical strips and permute them, then the same with horizontal strips."
+    def strips(x, dim):
+        n, size = len(x), x.shape[dim]
+        bounds = [i * (size // factor) for i in range(factor)] + [size]
+        parts = [x.narrow(dim, a, b - a) for a, b in zip(bounds, bounds[1:])]
+        order = torch.argsort(torch.rand(n, factor, generator=g), 1)
+        return torch.stack([torch.cat([parts[j][i] for j in order[i].tolist()], dim - 1) for i in range(n)])
+    return strips(strips(x, 3), 2)
 
-def augment_batch(x, recipe: Recipe, g):
-    "Apply the recipe's augmentations in order."
+AUGMENTATIONS = {'rrc': None, 'flip': random_flip, 'jitter': color_jitter, 'lighting': lighting, 'randaugment': rand_augment,
+                 'shuffle_patches': shuffle_patches}
+
+def augment_batch(x, recipe: Recipe, g, size: int | None = None):
+    "Apply the recipe's augmentations in order; 'rrc' resamples to `size` (default: the batch's own)."
     for name in recipe.augment:
-        x = random_resized_crop(x, g, recipe.rrc_scale) if name == 'rrc' else AUGMENTATIONS[name](x, g)
+        x = random_resized_crop(x, g, recipe.rrc_scale, size=size) if name == 'rrc' else AUGMENTATIONS[name](x, g)
     return x
 
 def cutmix(x, g, beta: float = 1.0):
@@ -136,14 +186,30 @@ def cutmix(x, g, beta: float = 1.0):
     x = x.clone(); x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
     return x, perm, 1 - (y1 - y0) * (x1 - x0) / (h * w)
 
+
 # %% ../nbs/12_evaluate.ipynb #c011
 RECIPES = {}
 def register_recipe(r: Recipe) -> Recipe: RECIPES[r.name] = r; return r
 
-register_recipe(Recipe('minimax-hard'))
+# Minimax (vimar-gu/MinimaxDiffusion argument.py, train.py, data.py): 224 px, CutMix on every batch, MultiStep per epoch,
+# best top-1 over 100 evenly spaced checks, the 100-class and > 100-class rules.
+register_recipe(Recipe('minimax-hard', input_size=224, cutmix_prob=1.0, schedule='multistep-epoch', class_rule='minimax',
+                       test_resize=224, accuracy='best', eval_every=0.01))
+# IMS3's own evaluation: lr 0.1, RandAugment, 300 epochs (kept as before; not re-checked against the official repository).
 register_recipe(Recipe('ims3-hard', lr=0.1, augment=['rrc', 'flip', 'randaugment'], epochs_by_ipc=[[None, 300]]))
-register_recipe(Recipe('rded-soft', label_mode='soft', optimizer='adamw', lr=1e-3, weight_decay=0.01, schedule='cosine',
-                       epochs_by_ipc=[[None, 300]]))
+_SOFT = dict(label_mode='soft', student='resnet18', input_size=224, optimizer='adamw', lr=1e-3, weight_decay=0.01, decay_all=False,
+             schedule='half-cosine', cutmix_prob=1.0, temperature=20.0, kd_t_squared=False, resize_first=False, test_resize=256,
+             accuracy='best')
+# RDED (LINs-lab/RDED validation/, argument.py, scripts/): ShufflePatches(2) → RRC(0.5–1) → flip, batch by IPC, 300 epochs,
+# best of the checks every 10 epochs in the last 20 %.
+register_recipe(Recipe('rded-soft', **_SOFT, augment=['shuffle_patches', 'rrc', 'flip'], rrc_scale=[0.5, 1.0], batch_rule='rded',
+                       epochs_by_ipc=[[None, 300]], eval_every=10, eval_after=0.8))
+# D3HR (lin-zhao-resoLve/D3HR validation/): RRC(0.08–1) → flip, its own batch rule, best of per-epoch checks after epoch 390
+# (ImageWoof: 2000 / 1500 / 1000 epochs at IPC 10 / 50 / other) or after epoch 290 (ImageNet-1K, 300 epochs).
+register_recipe(Recipe('d3hr-soft-woof', **_SOFT, augment=['rrc', 'flip'], rrc_scale=[0.08, 1.0], batch_rule='d3hr',
+                       epochs_by_ipc=[[9, 1000], [10, 2000], [49, 1000], [50, 1500], [None, 1000]], eval_every=1, eval_after=391))
+register_recipe(Recipe('d3hr-soft', **_SOFT, augment=['rrc', 'flip'], rrc_scale=[0.08, 1.0], batch_rule='d3hr',
+                       epochs_by_ipc=[[None, 300]], eval_every=1, eval_after=291))
 _MINI = dict(student_kwargs={'width': 32}, input_size=16, mean=[0.5], std=[0.5], augment=['rrc', 'jitter'],
              epochs_by_ipc=[[1, 600], [2, 400], [5, 240], [10, 160], [None, 60]])
 register_recipe(Recipe('mini-hard', **_MINI))
@@ -154,11 +220,21 @@ def get_recipe(name: str) -> Recipe:
     if name not in RECIPES: raise KeyError(f"recipe {name!r} is not registered; known: {sorted(RECIPES)}")
     return RECIPES[name]
 
+
 # %% ../nbs/12_evaluate.ipynb #c014
+def _resize(x, size: int):
+    "Resize to size×size; antialiased when shrinking (upsampling is plain bilinear, as before)."
+    if x.shape[-1] == size and x.shape[-2] == size: return x
+    return F.interpolate(x, size=size, mode='bilinear', align_corners=False, antialias=x.shape[-1] > size)
+
 def _prep(x, recipe: Recipe):
-    if recipe.input_size and x.shape[-1] != recipe.input_size:
-        x = F.interpolate(x, size=recipe.input_size, mode='bilinear', align_corners=False)
-    return x
+    "Test-time input: resize to input_size, or resize to test_resize and centre-crop input_size."
+    s = recipe.input_size
+    if not s or (x.shape[-1] == s and x.shape[-2] == s): return x
+    if recipe.test_resize and recipe.test_resize != s:
+        x = _resize(x, recipe.test_resize); o = (recipe.test_resize - s) // 2
+        return x[..., o:o + s, o:o + s]
+    return _resize(x, s)
 
 def _normalize(x, recipe: Recipe):
     m, s = torch.tensor(recipe.mean, device=x.device), torch.tensor(recipe.std, device=x.device)
@@ -166,44 +242,75 @@ def _normalize(x, recipe: Recipe):
     return (x - m) / s
 
 class Normalized(nn.Module):
-    "A network with the recipe's input resize and normalisation folded in: takes images in [0, 1]."
+    "A network with the recipe's test-time resize and normalisation folded in: takes images in [0, 1]."
     def __init__(self, net: nn.Module, recipe: Recipe): super().__init__(); self.net, self.recipe = net, recipe
     def forward(self, x): return self.net(_normalize(_prep(x, self.recipe), self.recipe))
 
+def _optimizer(net, recipe: Recipe, lr: float, wd: float, lead: int = 0):
+    "The recipe's optimiser over a network's parameters (or a list of them; `lead` stacked dimensions in front, as in batched students)."
+    params = list(net.parameters()) if isinstance(net, nn.Module) else list(net)
+    groups = ([{'params': params, 'weight_decay': wd}] if recipe.decay_all else
+              [{'params': [p for p in params if p.ndim - lead > 1], 'weight_decay': wd},
+               {'params': [p for p in params if p.ndim - lead <= 1], 'weight_decay': 0.0}])
+    return (torch.optim.SGD(groups, lr, momentum=recipe.momentum) if recipe.optimizer == 'sgd' else torch.optim.AdamW(groups, lr))
+
+def _scheduler(opt, recipe: Recipe, epochs: int, steps_per_epoch: int):
+    "The LR schedule and whether it steps per batch (True) or per epoch (False)."
+    if recipe.schedule == 'multistep':
+        steps = epochs * steps_per_epoch
+        return torch.optim.lr_scheduler.MultiStepLR(opt, [int(m * steps) for m in recipe.milestones], recipe.gamma), True
+    if recipe.schedule == 'multistep-epoch':
+        return torch.optim.lr_scheduler.MultiStepLR(opt, [math.floor(m * epochs + 1e-9) for m in recipe.milestones], recipe.gamma), False
+    if recipe.schedule == 'cosine': return torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch), True
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.5 * (1 + math.cos(math.pi * e / (2 * epochs))) if e <= epochs else 0.0), False
+
+def _train_batch(x: torch.Tensor, recipe: Recipe, g: torch.Generator, size: int):
+    "One student's training batch: augmented, at `size`, CutMixed when drawn; returns (images, CutMix permutation or None, kept fraction λ)."
+    x = augment_batch(x, recipe, g, size)
+    if x.shape[-1] != size: x = _resize(x, size)
+    if recipe.cutmix_beta > 0 and float(torch.rand(1, generator=g)) < recipe.cutmix_prob: return cutmix(x, g, recipe.cutmix_beta)
+    return x, None, 1.0
+
 def train_student(ds: DistilledSet, recipe: Recipe, seed: int = 0,
                   teacher: nn.Module | None = None,  # soft labels: takes images in [0, 1], returns logits
-                  device='cpu', epochs: int | None = None, show_progress: bool = True) -> Normalized:
+                  device='cpu', epochs: int | None = None, show_progress: bool = True,
+                  test: ImageSet | None = None,  # tested after the recipe's check epochs (`Recipe.checks`); results in `model.checks`
+                  loss_log: list | None = None,  # if given, gets every step's loss
+                  ) -> Normalized:
     "Train a fresh student on `ds` with `recipe`; returns it (in eval mode) with preprocessing folded in."
     if recipe.label_mode == 'soft' and teacher is None: raise ValueError(f"recipe {recipe.name!r} uses soft labels: pass a teacher")
     seed_everything(seed); g = torch_generator(seed)
-    x, y = _prep(ds.x, recipe).to(device), ds.y.to(device)
-    net = build_student(recipe.student, len(ds.classes), x.shape[1], x.shape[-1], **recipe.student_kwargs).to(device)
+    size = recipe.input_size or ds.x.shape[-1]
+    x, y = (_resize(ds.x, size) if recipe.resize_first else ds.x).to(device), ds.y.to(device)
+    net = build_student(recipe.student, len(ds.classes), x.shape[1], size, **recipe.student_kwargs).to(device)
     model = Normalized(net, recipe)
-    epochs = recipe.epochs(ds.ipc) if epochs is None else epochs
+    st = recipe.settings(ds.ipc, len(ds.classes), len(x))
+    epochs = st['epochs'] if epochs is None else epochs
     if not isinstance(epochs, int) or epochs < 1: raise ValueError(f"train_student: epochs={epochs!r}: must be an integer >= 1")
-    bs = min(recipe.batch_size, len(x))
-    steps = epochs * math.ceil(len(x) / bs)
-    opt = (torch.optim.SGD(net.parameters(), recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay) if recipe.optimizer == 'sgd'
-           else torch.optim.AdamW(net.parameters(), recipe.lr, weight_decay=recipe.weight_decay))
-    sched = (torch.optim.lr_scheduler.MultiStepLR(opt, [int(m * steps) for m in recipe.milestones], recipe.gamma) if recipe.schedule == 'multistep'
-             else torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps))
+    bs = st['batch_size']
+    opt = _optimizer(net, recipe, st['lr'], st['weight_decay'])
+    sched, per_batch = _scheduler(opt, recipe, epochs, math.ceil(len(x) / bs))
+    check_at, model.checks = set(recipe.checks(epochs)) if test is not None else set(), []
     if teacher is not None: teacher = teacher.to(device).eval()
     model.train()
     for epoch in progress(range(epochs), desc=f'{recipe.name} on {ds.method}', leave=False, disable=not show_progress):
         for idx in torch.randperm(len(x), generator=g).split(bs):
-            xb, yb = augment_batch(x[idx], recipe, g), y[idx]
-            perm, lam = None, 1.0
-            if recipe.cutmix_beta > 0 and float(torch.rand(1, generator=g)) < recipe.cutmix_prob: xb, perm, lam = cutmix(xb, g, recipe.cutmix_beta)
+            (xb, perm, lam), yb = _train_batch(x[idx], recipe, g, size), y[idx]
             out = model(xb)
             if recipe.label_mode == 'hard':
                 loss = F.cross_entropy(out, yb) if perm is None else lam * F.cross_entropy(out, yb) + (1 - lam) * F.cross_entropy(out, yb[perm])
             else:
                 with torch.no_grad(): t = teacher(xb)
                 T = recipe.temperature
-                loss = F.kl_div(F.log_softmax(out / T, 1), F.log_softmax(t / T, 1), reduction='batchmean', log_target=True) * T * T
-            opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+                loss = F.kl_div(F.log_softmax(out / T, 1), F.log_softmax(t / T, 1), reduction='batchmean', log_target=True) * (T * T if recipe.kd_t_squared else 1.0)
+            opt.zero_grad(); loss.backward(); opt.step()
+            if per_batch: sched.step()
+            if loss_log is not None: loss_log.append(loss.item())
+        if not per_batch: sched.step()
         if not math.isfinite(loss.item()):   # checked once an epoch: a NaN spreads into every weight, so it never goes unseen
             raise FloatingPointError(f"{recipe.student} on {ds.method} (IPC {ds.ipc}, recipe {recipe.name}, seed {seed}): loss {loss.item()} at epoch {epoch}")
+        if epoch in check_at:
+            model.checks.append((epoch, top1(model, test, device=device))); model.train()
     return model.eval()
 
 @torch.no_grad()
@@ -213,6 +320,7 @@ def top1(model: nn.Module, test: ImageSet, batch_size: int = 512, device='cpu') 
     for i in range(0, len(test), batch_size):
         hits += (model(test.x[i:i + batch_size].to(device)).argmax(1).cpu() == test.y[i:i + batch_size]).sum().item()
     return 100 * hits / len(test)
+
 
 # %% ../nbs/12_evaluate.ipynb #c016
 def teacher_for(cfg: Config, recipe: Recipe, real: ImageSet, seed: int = 0, show_progress: bool = True) -> nn.Module:
@@ -229,24 +337,87 @@ def teacher_for(cfg: Config, recipe: Recipe, real: ImageSet, seed: int = 0, show
     key = {'real': real.fingerprint(), 'recipe': hard.to_dict(), 'seed': seed}
     return StageCache(Path(cfg.cache_dir)).load('teacher', key, build, load, verbose=False)
 
+class _ImageNetInput(nn.Module):
+    "A torchvision/timm classifier that takes images in [0, 1] (ImageNet normalisation inside), optionally reading only some logits."
+    def __init__(self, net: nn.Module, rows: list | None = None):
+        super().__init__(); self.net = net
+        self.register_buffer('rows', torch.tensor(rows) if rows is not None else None)
+        self.register_buffer('mean', torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+    def forward(self, x):
+        out = self.net((x - self.mean) / self.std)
+        return out if self.rows is None else out[:, self.rows]
+
+def load_teacher(weights,  # a local .pth / .pt / .safetensors file: a state dict, or a checkpoint with the state dict under 'model'
+                 arch: str = 'resnet18',  # a torchvision model name, or 'timm:<name>'
+                 num_classes: int = 1000,  # outputs of the stored classifier
+                 rows: list | None = None,  # read only these logits (e.g. a subset's ImageNet indices from a 1000-class teacher)
+                 ) -> nn.Module:
+    "A soft-label teacher from local weights (RDED / D3HR: torchvision ResNet-18 with batch norm), taking images in [0, 1]."
+    p = Path(weights).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"teacher weights not found at {str(p)!r}. ddnb never downloads weights. For ImageNet-1K use torchvision's {arch} "
+            f"IMAGENET1K_V1 file (download.pytorch.org/models/, e.g. resnet18-f37072fd.pth); for ImageNette / ImageWoof / ImageNet-100 the "
+            f"teachers RDED and D3HR use are RDED's pretrain_models/<subset>_{arch}.pth (see LINs-lab/RDED's README). Copy the file here "
+            f"and pass its path as teacher weights.")
+    if p.suffix == '.safetensors':
+        from safetensors.torch import load_file
+        state = load_file(str(p))
+    else:
+        state = torch.load(p, map_location='cpu', weights_only=True)
+        if isinstance(state, dict) and isinstance(state.get('model'), dict): state = state['model']
+    state = {k.removeprefix('module.'): v for k, v in state.items()}
+    if arch.startswith('timm:'):
+        import timm
+        net = timm.create_model(arch[5:], pretrained=False, num_classes=num_classes)
+    else:
+        import torchvision
+        net = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+    try: net.load_state_dict(state)
+    except RuntimeError as e: raise ValueError(f"{p}: not a {arch} state dict with {num_classes} classes ({str(e).splitlines()[0]})") from None
+    return _ImageNetInput(net, rows).eval()
+
+def soft_teacher(cfg: Config, recipe: Recipe, real: ImageSet, weights=None, arch: str = 'resnet18', num_classes: int | None = None,
+                 rows: list | None = None) -> nn.Module:
+    "The teacher of a soft-label recipe: from local weights when given (paper world), else trained and cached (`teacher_for`)."
+    if weights is not None: return load_teacher(weights, arch, num_classes or real.num_classes, rows)
+    return teacher_for(cfg, recipe, real)
+
 # %% ../nbs/12_evaluate.ipynb #c018
 def evaluate_one(ds: DistilledSet, recipe: Recipe, seed: int, test: ImageSet, teacher: nn.Module | None = None, device='cpu') -> dict:
-    "Train one student and return its row: method, ipc, recipe, label mode, student, seed, top-1, seconds."
+    "Train one student and return its row: method, ipc, recipe, label mode, student, seed, top-1 (by the recipe's accuracy rule), seconds."
     t0 = time.time()
-    m = train_student(ds, recipe, seed, teacher if recipe.label_mode == 'soft' else None, device, show_progress=False)
-    return {'method': ds.method, 'ipc': ds.ipc, 'recipe': recipe.name, 'label_mode': recipe.label_mode, 'student': recipe.student,
-            'student_kwargs': recipe.student_kwargs, 'seed': seed, 'top1': top1(m, test, device=device), 'seconds': time.time() - t0,
-            'set_seeds': ds.seeds, 'params': ds.params}
+    periodic = bool(recipe.eval_every)
+    m = train_student(ds, recipe, seed, teacher if recipe.label_mode == 'soft' else None, device, show_progress=False, test=test if periodic else None)
+    return result_row(ds, recipe, seed, m.checks if periodic else [(None, top1(m, test, device=device))], time.time() - t0)
+
+def result_row(ds: DistilledSet, recipe: Recipe, seed: int,
+               checks: list,  # (epoch, top-1) of each test check, the last epoch's last
+               seconds: float) -> dict:
+    "One student's row: the top-1 by the recipe's accuracy rule, the last epoch's, and with periodic checks the best and when."
+    last = checks[-1][1]
+    row = {'method': ds.method, 'ipc': ds.ipc, 'recipe': recipe.name, 'label_mode': recipe.label_mode, 'student': recipe.student,
+           'student_kwargs': recipe.student_kwargs, 'seed': seed, 'top1': last, 'top1_last': last, 'accuracy': recipe.accuracy}
+    if recipe.eval_every:
+        best_epoch, best = max(checks, key=lambda c: (c[1], -c[0]))
+        row.update(top1_best=best, best_epoch=best_epoch, checks=len(checks))
+        if recipe.accuracy == 'best': row['top1'] = best
+    return {**row, 'seconds': seconds, 'set_seeds': ds.seeds, 'params': ds.params}
 
 def summarize(rows: list, keys=('method', 'ipc', 'recipe', 'label_mode', 'student')) -> list:
-    "Group per-seed rows into mean ± std (sample std) per key, keeping the seeds."
+    "Group per-seed rows into mean ± std (sample std) per key, keeping the seeds and naming the accuracy rule (best or last epoch)."
     groups = {}
     for r in rows: groups.setdefault(tuple(r[k] for k in keys), []).append(r)
     out = []
     for k, rs in groups.items():
         a = np.array([r['top1'] for r in rs])
-        out.append({**dict(zip(keys, k)), 'mean': float(a.mean()), 'std': float(a.std(ddof=1)) if len(a) > 1 else 0.0,
-                    'n': len(a), 'seeds': [r['seed'] for r in rs], 'seconds': float(sum(r['seconds'] for r in rs))})
+        s = {**dict(zip(keys, k)), 'mean': float(a.mean()), 'std': float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+             'n': len(a), 'seeds': [r['seed'] for r in rs], 'seconds': float(sum(r['seconds'] for r in rs)),
+             'accuracy': rs[0].get('accuracy', 'last')}
+        if all('top1_best' in r for r in rs):
+            s.update(best_mean=float(np.mean([r['top1_best'] for r in rs])), last_mean=float(np.mean([r['top1_last'] for r in rs])))
+        out.append(s)
     return out
 
 def evaluate(ds: DistilledSet, recipe: Recipe, test: ImageSet, seeds=(0, 1, 2), teacher: nn.Module | None = None,
@@ -256,29 +427,45 @@ def evaluate(ds: DistilledSet, recipe: Recipe, test: ImageSet, seeds=(0, 1, 2), 
     rows = [evaluate_one(ds, recipe, s, test, teacher, device) for s in progress(seeds, desc=f'{recipe.name} on {ds.method}', disable=not show_progress)]
     return {**summarize(rows)[0], 'top1': [r['top1'] for r in rows], 'seconds': [r['seconds'] for r in rows], 'params': ds.params}
 
+
 # %% ../nbs/12_evaluate.ipynb #c023
 def _init_worker(threads: int):
     torch.set_num_threads(threads)
 
 def _run(args): return evaluate_one(*args)
 
+def _run_group(args):
+    from ddnb.batched import evaluate_batch
+    tasks, test, teacher, device = args
+    return evaluate_batch(tasks, test, teacher, device) if len(tasks) > 1 else [evaluate_one(*tasks[0], test, teacher, device)]
+
 def run_evaluations(tasks: list,  # (DistilledSet, Recipe, seed) triples
                     test: ImageSet, teacher: nn.Module | None = None, workers: int = 2, threads: int = 1,
-                    device='cpu', desc: str = 'students') -> list:
+                    device='cpu', desc: str = 'students',
+                    batch: int = 1,  # > 1: train up to this many compatible tasks as one computation (`ddnb.batched`)
+                    ) -> list:
     "Evaluate many (set, recipe, seed) tasks, in parallel processes on CPU; one row per task, in order; identical tasks train once."
     keys = [fingerprint(ds.x, ds.y, ds.soft_labels, r.to_dict(), s) for ds, r, s in tasks]
     first = {}
     for i, k in enumerate(keys): first.setdefault(k, i)
-    args = [(*tasks[i], test, teacher, device) for i in first.values()]
+    uniq = [tasks[i] for i in first.values()]
+    if batch > 1:
+        from ddnb.batched import batch_groups
+        groups = batch_groups(uniq, batch)
+    else: groups = [[i] for i in range(len(uniq))]
+    args = [([uniq[i] for i in g], test, teacher, device) for g in groups]
     if workers <= 1 or device != 'cpu':
         before = torch.get_num_threads(); torch.set_num_threads(threads)
-        try: unique = [_run(a) for a in progress(args, desc=desc)]
+        try: done = [_run_group(a) for a in progress(args, desc=desc)]
         finally: torch.set_num_threads(before)
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_init_worker, initargs=(threads,)) as ex:
-            unique = list(progress(ex.map(_run, args), total=len(args), desc=desc))
+            done = list(progress(ex.map(_run_group, args), total=len(args), desc=desc))
+    unique = [None] * len(uniq)
+    for g, rows in zip(groups, done):
+        for i, row in zip(g, rows): unique[i] = row
     by_key = dict(zip(first, unique))
     rows = []
     for (ds, r, s), k in zip(tasks, keys):
@@ -299,11 +486,18 @@ def teacher_if_needed(cfg: Config, recipes: list, real: ImageSet) -> nn.Module |
     return teacher_for(cfg, soft[0], real) if soft else None
 
 # %% ../nbs/12_evaluate.ipynb #c029
-def dd_ranking(acc_full_hard: float, acc_hard: float, acc: float, acc_random: float, w: float = 0.5) -> dict:
-    "HLR, IOR and LRS from top-1 accuracies in %."
-    hlr, ior = acc_full_hard - acc_hard, acc - acc_random
+def dd_ranking(acc_full_hard, acc_hard, acc, acc_random,  # top-1 in %: floats, or one value per seed (paired by position)
+               w: float = 0.5) -> dict:
+    "HLR, IOR and LRS (documented definition: accuracies as fractions), per seed and then averaged as DD-Ranking does."
+    a = [np.atleast_1d(np.asarray(v, dtype=float)) for v in (acc_full_hard, acc_hard, acc, acc_random)]
+    n = max(len(v) for v in a)
+    if any(len(v) not in (1, n) for v in a): raise ValueError(f"dd_ranking: per-seed lists of different lengths {[len(v) for v in a]}")
+    full, hard, me, rnd = (np.broadcast_to(v, (n,)) for v in a)
+    hlr, ior = full - hard, me - rnd
     z = w * ior / 100 - (1 - w) * hlr / 100
-    return {'HLR': hlr, 'IOR': ior, 'LRS': 100 * (math.exp(z) - math.exp(-1)) / (math.e - math.exp(-1))}
+    lrs = 100 * (np.exp(z) - math.exp(-1)) / (math.e - math.exp(-1))
+    return {'HLR': float(hlr.mean()), 'IOR': float(ior.mean()), 'LRS': float(lrs.mean()), 'LRS_std': float(lrs.std()), 'n': n}
+
 
 # %% ../nbs/12_evaluate.ipynb #c032
 def student_throughput(names=('convnet', 'resnetap10', 'resnet18'), image_size: int = 16, channels: int = 1,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_finetune.ipynb #c003
 from __future__ import annotations
-import copy, time
+import copy, math, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
@@ -17,8 +17,10 @@ from .ddim import invert_to, ddim_timesteps, inverted_timestep, ddim_step, alpha
 from .pretrain import forward_noise, drop_labels
 
 # %% auto #0
-__all__ = ['apply_difffit', 'save_adapter', 'load_adapter', 'matching_distance', 'inversion_matching', 'inversion_matching_code',
-           'minimax_terms', 'FinetuneConfig', 'finetune', 'finetuned_generator']
+__all__ = ['FINETUNE_PRESETS', 'apply_difffit', 'label_tables', 'tie_label_tables', 'save_adapter', 'load_adapter',
+           'matching_distance', 'inversion_matching', 'posterior_mean', 'ddim_inversion_step',
+           'inversion_matching_code', 'MinimaxMemory', 'minimax_terms', 'vb_term', 'FinetuneConfig', 'finetune_preset',
+           'finetune', 'finetuned_generator']
 
 # %% ../nbs/06_finetune.ipynb #c006
 def _gamma_blocks(n: int, which) -> list:
@@ -29,8 +31,12 @@ def _gamma_blocks(n: int, which) -> list:
     if any(not 0 <= i < n for i in idx): raise ValueError(f"gamma_blocks={which}: the DiT has {n} blocks")
     return idx
 
+def _scale(module: nn.Module, gamma: nn.Parameter, lo: int | None = None, hi: int | None = None):
+    "Multiply `module`'s output channel-wise by γ (or by the slice γ[lo:hi])."
+    module.register_forward_hook(lambda m, i, o: o * (gamma if lo is None else gamma[lo:hi]))
+
 def apply_difffit(transformer: nn.Module, gamma_blocks='first_half') -> list:
-    "Freeze the DiT except biases, norm affine parameters and class embeddings; add γ scales; returns trainable names."
+    "Freeze the DiT except biases, norm affine parameters and class embeddings; add per-channel γ (official layout); returns trainable names."
     transformer.requires_grad_(False)
     for mod_name, mod in transformer.named_modules():
         for p_name, p in mod.named_parameters(recurse=False):
@@ -38,21 +44,41 @@ def apply_difffit(transformer: nn.Module, gamma_blocks='first_half') -> list:
     blocks = transformer.transformer_blocks
     for i in _gamma_blocks(len(blocks), gamma_blocks):
         b = blocks[i]
-        if hasattr(b, 'difffit_gamma_attn'): continue
-        b.difffit_gamma_attn, b.difffit_gamma_ff = nn.Parameter(torch.ones(1)), nn.Parameter(torch.ones(1))
-        b.attn1.register_forward_hook(lambda m, i, o, b=b: o * b.difffit_gamma_attn)
-        b.ff.register_forward_hook(lambda m, i, o, b=b: o * b.difffit_gamma_ff)
+        if hasattr(b, 'difffit_gamma_qkv'): continue
+        inner, dim = b.attn1.to_q.out_features, b.attn1.to_out[0].out_features
+        b.difffit_gamma_qkv = nn.Parameter(torch.ones(3 * inner))        # official attn.gamma1 on the fused qkv output
+        b.difffit_gamma_proj = nn.Parameter(torch.ones(dim))             # attn.gamma2 on the attention projection
+        b.difffit_gamma_attn = nn.Parameter(torch.ones(dim))             # block.gamma1 on the (gated) attention branch
+        b.difffit_gamma_ff = nn.Parameter(torch.ones(dim))               # block.gamma2 on the (gated) MLP branch
+        for k, lin in enumerate((b.attn1.to_q, b.attn1.to_k, b.attn1.to_v)): _scale(lin, b.difffit_gamma_qkv, k * inner, (k + 1) * inner)
+        _scale(b.attn1.to_out[0], b.difffit_gamma_proj); _scale(b.attn1, b.difffit_gamma_attn); _scale(b.ff, b.difffit_gamma_ff)
     transformer.difffit_gamma_blocks = gamma_blocks
     return [n for n, p in transformer.named_parameters() if p.requires_grad]
 
+def label_tables(transformer: nn.Module) -> list:
+    "The class-embedding table of every block (diffusers' DiT keeps one per block; the original DiT has one)."
+    return [b.norm1.emb.class_embedder.embedding_table for b in transformer.transformer_blocks]
+
+def tie_label_tables(transformer: nn.Module, mode: str = 'auto') -> bool:
+    "Make every block use block 0's label table, as the original DiT; 'auto' ties only when all tables are equal. Returns whether tied."
+    if mode not in ('auto', 'force', 'never'): raise ValueError(f"tie_labels={mode!r}: expected 'auto', 'force' or 'never'")
+    tables = label_tables(transformer)
+    if mode == 'never' or len(tables) < 2: return False
+    if all(t is tables[0] for t in tables): return True
+    if mode == 'auto' and not all(torch.equal(t.weight, tables[0].weight) for t in tables[1:]): return False
+    for b in transformer.transformer_blocks[1:]: b.norm1.emb.class_embedder.embedding_table = tables[0]
+    return True
+
 def save_adapter(transformer: nn.Module, path) -> Path:
-    "Save only the Difffit parameters (safetensors) and which blocks carry γ (JSON)."
+    "Save only the Difffit parameters (safetensors), which blocks carry γ and whether the label tables are tied (JSON)."
     from safetensors.torch import save
     from ddnb.core import atomic_write
     path = Path(path)
     state = {n: p.detach().contiguous() for n, p in transformer.named_parameters() if p.requires_grad}
     with atomic_write(path, 'wb') as f: f.write(save(state))
-    save_json({'gamma_blocks': transformer.difffit_gamma_blocks, 'parameters': sorted(state)}, path.with_suffix('.json'))
+    tied = all(t is label_tables(transformer)[0] for t in label_tables(transformer))
+    save_json({'gamma_blocks': transformer.difffit_gamma_blocks, 'parameters': sorted(state), 'tied_labels': tied, 'gamma': 'per-channel'},
+              path.with_suffix('.json'))
     return path
 
 def load_adapter(transformer: nn.Module, path) -> nn.Module:
@@ -61,6 +87,7 @@ def load_adapter(transformer: nn.Module, path) -> nn.Module:
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path}: Difffit adapter not found")
     meta = load_json(path.with_suffix('.json'))
+    if meta.get('tied_labels'): tie_label_tables(transformer, 'force')
     apply_difffit(transformer, meta['gamma_blocks'])
     state = load_file(str(path))
     missing = set(state) - {n for n, _ in transformer.named_parameters()}
@@ -69,6 +96,7 @@ def load_adapter(transformer: nn.Module, path) -> nn.Module:
         params = dict(transformer.named_parameters())
         for n, v in state.items(): params[n].copy_(v)
     return transformer
+
 
 # %% ../nbs/06_finetune.ipynb #c010
 def matching_distance(a: torch.Tensor, b: torch.Tensor, kind: str = 'cos') -> torch.Tensor:
@@ -81,33 +109,95 @@ def matching_distance(a: torch.Tensor, b: torch.Tensor, kind: str = 'cos') -> to
 
 def inversion_matching(gen: DiTGenerator, z0: torch.Tensor, y: torch.Tensor, k: int,  # inversion steps: t = their end
                        num_steps: int, z_t: torch.Tensor, grad_steps: int | None = 1, matching: str = 'cos') -> torch.Tensor:
-    "IM term: distance between the DDIM inversion of z0 up to step k and the forward-noised z_t at the same t."
+    "IM term (paper, Eq. 6): distance between the DDIM inversion of z0 up to step k and the forward-noised z_t at the same t."
     first_grad = 0 if grad_steps is None else max(0, k - grad_steps)
     z = invert_to(gen, z0, y, num_steps, first_grad)                              # no gradient
     z = invert_to(gen, z, y, num_steps, k, grad=True, from_step=first_grad)       # gradient flows through these steps
     return matching_distance(z, z_t, matching)
 
-def inversion_matching_code(gen: DiTGenerator, z0: torch.Tensor, y: torch.Tensor, z_t: torch.Tensor,
-                            eps: torch.Tensor,  # ε_θ(z_t, t, y), carrying gradient
-                            t: int, t_prev: int,  # the timestep of z_t and the previous one of the schedule (−1: clean)
-                            matching: str = 'cos') -> torch.Tensor:
-    "Official-code IM term: the model's DDIM step z_t → t' against a one-step DDIM inversion of z0 to t' (fixed target)."
-    a_t, a_prev = alpha_bar(gen, t), alpha_bar(gen, t_prev)
-    with torch.no_grad(): target = ddim_step(z0, gen.eps(z0, t, y), 1.0, a_prev)
-    return matching_distance(ddim_step(z_t, eps, a_t, a_prev), target, matching)
+def _coef(v: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.to(like.device)[t].to(like.dtype).view(-1, *[1] * (like.dim() - 1))
 
-def minimax_terms(z_t: torch.Tensor, eps: torch.Tensor, a: torch.Tensor,  # ᾱ_t per sample, shape (B, 1, 1, 1)
-                  y: torch.Tensor, real_memory,  # class → (M, D) real latents
-                  past: list,  # recent predicted z0 batches (detached), the diversity memory; updated in place
-                  lambda_rep: float, lambda_div: float,
-                  keep: int = 8,  # batches the diversity memory holds
-                  ) -> torch.Tensor:
-    "Minimax's representativeness (raise the least similar real) and diversity (lower the most similar past) terms."
-    z0_hat = ((z_t - (1 - a).sqrt() * eps) / a.sqrt()).flatten(1)
-    rep = torch.stack([-F.cosine_similarity(z0_hat[i:i + 1], real_memory(c)).min() for i, c in enumerate(y.tolist())]).mean()
-    div = torch.stack([F.cosine_similarity(z0_hat[i:i + 1], torch.cat(past)).max() for i in range(len(y))]).mean() if past else 0
-    past.append(z0_hat.detach()); del past[:-keep]
-    return lambda_rep * rep + lambda_div * div
+def _schedule(gen: DiTGenerator) -> dict:
+    "β_t, ᾱ_t, ᾱ_{t−1} (1 at t = 0), ᾱ_{t+1} (0 at the last t) and the DDPM posterior q(x_{t−1} | x_t, x0) coefficients (float64)."
+    b = gen.scheduler.betas.double(); a = torch.cumprod(1 - b, 0)
+    prev, nxt = torch.cat([a.new_ones(1), a[:-1]]), torch.cat([a[1:], a.new_zeros(1)])
+    var = b * (1 - prev) / (1 - a)
+    return {'beta': b, 'a': a, 'a_prev': prev, 'a_next': nxt, 'c0': b * prev.sqrt() / (1 - a), 'ct': (1 - prev) * (1 - b).sqrt() / (1 - a),
+            'post_var': var, 'post_logvar': torch.log(torch.cat([var[1:2], var[1:]]))}
+
+def posterior_mean(gen: DiTGenerator, z_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    "The model's one-step posterior mean x_{t−1} = μ̃(x_t, x̂0) with x̂0 from ε (unclipped), per-sample t."
+    s = _schedule(gen); a = _coef(s['a'], t, z_t)
+    x0 = (z_t - (1 - a).sqrt() * eps) / a.sqrt()
+    return _coef(s['c0'], t, z_t) * x0 + _coef(s['ct'], t, z_t) * z_t
+
+@torch.no_grad()
+def ddim_inversion_step(gen: DiTGenerator, z0: torch.Tensor, t: torch.Tensor, y: torch.Tensor, clip: float | None = 1.0) -> torch.Tensor:
+    "The official target: one DDIM step of the *clean* latent, read as if it sat at t, from ᾱ_t to ᾱ_{t+1} (x̂0 clipped to ±clip)."
+    s = _schedule(gen); a, a_next = _coef(s['a'], t, z0), _coef(s['a_next'], t, z0)
+    eps = gen.eps(z0, t, y)
+    x0 = (z0 - (1 - a).sqrt() * eps) / a.sqrt()
+    if clip is not None: x0 = x0.clamp(-clip, clip)
+    eps = (z0 - a.sqrt() * x0) / (1 - a).sqrt()                                   # ε re-derived from the clipped x̂0
+    return a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
+
+def inversion_matching_code(z_prev: torch.Tensor,  # the model's posterior mean x_{t−1} (carries the gradient)
+                            target: torch.Tensor,  # `ddim_inversion_step(gen, z0, t, y)` (no gradient)
+                            lambda_im: float) -> torch.Tensor:
+    "Official IM term: 1 − λ·mean cos over **all B×B pairs** of the normalised flattened latents."
+    a, b = F.normalize(z_prev.flatten(1), dim=1), F.normalize(target.flatten(1), dim=1)
+    return 1 - lambda_im * (a @ b.T).mean()
+
+class MinimaxMemory:
+    "The official per-class memories: the last `size` real latents and the last `size` predicted x̂0 (detached) of every class."
+    def __init__(self, size: int = 64): self.size, self.real, self.pseudo = size, {}, {}
+    def push(self, z0: torch.Tensor, z0_hat: torch.Tensor, y: torch.Tensor):
+        for c in y.unique().tolist():
+            m = y == c
+            for store, v in ((self.real, z0[m]), (self.pseudo, z0_hat[m].detach())):
+                v = v.flatten(1); store[c] = torch.cat([store.get(c, v[:0]), v])[-self.size:]
+
+def minimax_terms(z0_hat: torch.Tensor,  # predicted x̂0 of the batch (carries the gradient)
+                  y: torch.Tensor,  # subset class of each sample (the memories' key)
+                  memory: MinimaxMemory, lambda_rep: float, lambda_div: float) -> torch.Tensor:
+    "Minimax's terms, per class block: λ_rep·(1 − min cos to the class's real memory) + λ_div·max cos to its past predictions, / #classes."
+    classes, z = y.unique().tolist(), z0_hat.flatten(1)
+    total = z.new_zeros(())
+    for c in classes:
+        if c not in memory.pseudo: continue                                    # a class starts once it has past predictions
+        zc = F.normalize(z[y == c], dim=1)
+        rep = 1 - (zc @ F.normalize(memory.real[c], dim=1).T).min()
+        div = (zc @ F.normalize(memory.pseudo[c], dim=1).T).max()
+        total = total + (lambda_rep * rep + lambda_div * div) / len(classes)
+    return total
+
+def _normal_kl(mean1, logvar1, mean2, logvar2):
+    return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2))
+
+def _discretized_gaussian_nll(x, mean, log_scale):
+    "−log P(x) of data in [−1, 1] on 256 bins under N(mean, e^{2·log_scale}) (the DDPM decoder term at t = 0)."
+    cdf = lambda v: 0.5 * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v ** 3)))
+    inv = torch.exp(-log_scale); c = x - mean
+    up, lo = cdf(inv * (c + 1 / 255)), cdf(inv * (c - 1 / 255))
+    logp = torch.where(x < -0.999, torch.log(up.clamp(min=1e-12)),
+                       torch.where(x > 0.999, torch.log((1 - lo).clamp(min=1e-12)), torch.log((up - lo).clamp(min=1e-12))))
+    return -logp
+
+def vb_term(gen: DiTGenerator, z0: torch.Tensor, z_t: torch.Tensor, t: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    "The variational-bound term that trains a learned Σ (ε detached): KL(q(x_{t−1}|x_t, x0) ‖ p_θ) in bits, the decoder NLL at t = 0; batch mean."
+    if not gen.learns_sigma: raise ValueError("vb=True needs a DiT that learns Σ (out_channels = 2 × latent channels, as DiT-XL/2); this one does not")
+    C = z0.shape[1]; eps, v = out[:, :C].detach(), out[:, C:]
+    s = _schedule(gen)
+    mean_q = _coef(s['c0'], t, z0) * z0 + _coef(s['ct'], t, z0) * z_t
+    mean_p = posterior_mean(gen, z_t, eps, t)
+    lo, hi = _coef(s['post_logvar'], t, z0), _coef(s['beta'].log(), t, z0)
+    frac = (v + 1) / 2
+    logvar_p = frac * hi + (1 - frac) * lo
+    kl = _normal_kl(mean_q, lo, mean_p, logvar_p).flatten(1).mean(1) / math.log(2.0)
+    nll = _discretized_gaussian_nll(z0, mean_p, 0.5 * logvar_p).flatten(1).mean(1) / math.log(2.0)
+    return torch.where(t.to(kl.device) == 0, nll, kl).mean()
+
 
 # %% ../nbs/06_finetune.ipynb #c013
 @dataclass
@@ -120,74 +210,114 @@ class FinetuneConfig:
     gamma_blocks: str = 'first_half'
     class_dropout: float = 0.1
     lambda_im: float = 0.002
-    im_num_steps: int = 10           # DDIM schedule used for the inversion inside the loss
-    grad_steps: int | None = 1       # inversion steps that carry gradient (None: all)
-    matching: str = 'cos'
-    im_form: str = 'paper'           # 'paper' (Eq. 4-7) | 'code' (official code: one-step form on top of the Minimax terms)
+    im_num_steps: int = 10           # paper form: the DDIM schedule of the inversion inside the loss
+    grad_steps: int | None = 1       # paper form: inversion steps that carry gradient (None: all)
+    matching: str = 'cos'            # paper form: 'cos' | 'l2' | 'l1'
+    im_form: str = 'paper'           # 'paper' (Eq. 4-7) | 'code' (official train_dit.py: all-pairs term on top of the Minimax terms)
     lambda_rep: float = 0.002        # Minimax representativeness
     lambda_div: float = 0.008        # Minimax diversity
-    memory: int = 64                 # Minimax memory size
+    memory: int = 64                 # Minimax memory size, per class
+    tie_labels: str = 'auto'         # one label table for all blocks: 'auto' (when the copies are equal) | 'force' | 'never'
+    ema_decay: float | None = None   # sample with EMA weights of this decay (official: 0.9999); None: the raw tuned weights
+    vb: bool = False                 # add the variational-bound term that trains a learned Σ (official: on)
 
     def __post_init__(self):
         check_fields(self, positive=('epochs', 'batch_size', 'lr', 'im_num_steps', 'grad_steps', 'memory'),
                      nonnegative=('class_dropout', 'lambda_im', 'lambda_rep', 'lambda_div'),
-                     choices={'loss': ('diffusion', 'im', 'minimax'), 'im_form': ('paper', 'code')})
+                     choices={'loss': ('diffusion', 'im', 'minimax'), 'im_form': ('paper', 'code'), 'tie_labels': ('auto', 'force', 'never')})
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1: raise ValueError(f"FinetuneConfig.ema_decay={self.ema_decay!r}: must be in (0, 1) or None")
         matching_distance(torch.zeros(1, 1), torch.ones(1, 1), self.matching)   # names a bad `matching` now, not mid-run
 
     def to_key(self) -> dict:
-        "The fields that define the stage (a new field at its default leaves old cache keys unchanged)."
-        d = asdict(self)
-        if d['im_form'] == 'paper': d.pop('im_form')
-        return d
+        "The fields that define the stage."
+        return asdict(self)
+
+FINETUNE_PRESETS = {
+    # IMS3 paper, Eq. 4-7 (the default): diffusion loss at a per-sample uniform t + λ_IM·(1 − cos(z_t^inv, z_t)) on the inversion grid
+    'ims3-paper': {'loss': 'im', 'im_form': 'paper'},
+    # the official IMS3 run.sh / train_dit.py: Minimax terms + the all-pairs IM term, vb loss for Σ, EMA 0.9999 for sampling, one label table
+    'ims3-official': {'loss': 'im', 'im_form': 'code', 'vb': True, 'ema_decay': 0.9999, 'tie_labels': 'auto'},
+    # the official MinimaxDiffusion train_dit.py
+    'minimax-official': {'loss': 'minimax', 'vb': True, 'ema_decay': 0.9999, 'tie_labels': 'auto'},
+}
+
+def finetune_preset(name: str, **overrides) -> FinetuneConfig:
+    "A named fine-tune setting (`FINETUNE_PRESETS`), with overrides."
+    if name not in FINETUNE_PRESETS: raise KeyError(f"fine-tune preset {name!r} is not defined; known: {sorted(FINETUNE_PRESETS)}")
+    return FinetuneConfig(**{**FINETUNE_PRESETS[name], **overrides})
 
 def finetune(gen: DiTGenerator, real: ImageSet, fc: FinetuneConfig = FinetuneConfig(), seed: int = 0,
-             show_progress: bool = True) -> tuple[DiTGenerator, list]:
-    "Difffit fine-tuning of a copy of `gen` on `real`; returns the tuned generator and its loss log."
+             show_progress: bool = True,
+             gen_labels: torch.Tensor | None = None,  # the generator's label of each real class (ImageNet indices of a subset); default 0..C−1
+             ) -> tuple[DiTGenerator, list]:
+    "Difffit fine-tuning of a copy of `gen` on `real` in the generator's label space; returns the tuned generator and its loss log."
+    gl = torch.arange(real.num_classes) if gen_labels is None else torch.as_tensor(gen_labels)
+    if len(gl) != real.num_classes or int(gl.max()) >= gen.num_classes or int(gl.min()) < 0:
+        raise ValueError(f"gen_labels: {len(gl)} labels in 0..{gen.num_classes - 1} expected for {real.num_classes} classes, got {gl.tolist()[:5]}…")
+    if fc.vb and not gen.learns_sigma: raise ValueError("FinetuneConfig.vb=True needs a DiT that learns Σ (out_channels = 2 × latent channels); this generator does not")
     seed_everything(seed); g = torch_generator(seed)
-    gen = copy.deepcopy(gen); apply_difffit(gen.transformer, fc.gamma_blocks)
-    opt = torch.optim.AdamW([p for p in gen.transformer.parameters() if p.requires_grad], fc.lr, weight_decay=0.0)
-    z_all = gen.encode(real.x)
+    gen = copy.deepcopy(gen)
+    tied = tie_label_tables(gen.transformer, fc.tie_labels)
+    apply_difffit(gen.transformer, fc.gamma_blocks)
+    params = [p for p in gen.transformer.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, fc.lr, weight_decay=0.0)
+    ema = [p.detach().clone() for p in params] if fc.ema_decay else None
+    with torch.no_grad(): z_all = torch.cat([gen.encode(xb.to(gen.device)).cpu() for xb in real.x.split(64)])
     T, ts = gen.scheduler.config.num_train_timesteps, ddim_timesteps(gen, fc.im_num_steps).flip(0)
-    real_mem, pred_mem, log = {}, [], []
-    memory_of = lambda c: real_mem.setdefault(c, z_all[real.y == c][:fc.memory].flatten(1))
+    memory, log = MinimaxMemory(fc.memory), []
     gen.train()
-    for ep in progress(range(fc.epochs), desc=f'fine-tune ({fc.loss})', disable=not show_progress):
+    for ep in progress(range(fc.epochs), desc=f'fine-tune ({fc.loss}, {fc.im_form if fc.loss == "im" else "-"})', disable=not show_progress):
         tot, n = 0.0, 0
         for idx in torch.randperm(len(real), generator=g).split(fc.batch_size):
-            z0, y = z_all[idx], real.y[idx]
-            noise = torch.randn(z0.shape, generator=g)
-            if fc.loss == 'im':                      # t on the inversion schedule, so z_t and z_t^inv share it exactly
-                k = int(torch.randint(1, fc.im_num_steps + 1, (1,), generator=g))
-                t = torch.full((len(z0),), int(ts[k - 1]))
-            else: t = torch.randint(0, T, (len(z0),), generator=g)
+            z0, y = z_all[idx].to(gen.device), real.y[idx]
+            yg = gl[y].to(gen.device)
+            noise = torch.randn(z0.shape, generator=g).to(gen.device)
+            t = torch.randint(0, T, (len(z0),), generator=g)                       # per sample, uniform (Eq. 7; official code)
             z_t = forward_noise(gen, z0, t, noise)
-            eps = gen.eps(z_t, t, drop_labels(y, gen.null_class, fc.class_dropout, g))
+            out = gen.output(z_t, t.to(gen.device), drop_labels(yg.cpu(), gen.null_class, fc.class_dropout, g).to(gen.device))
+            eps = out[:, :z0.shape[1]]
             loss = F.mse_loss(eps, noise)
+            if fc.vb: loss = loss + vb_term(gen, z0, z_t, t, out)
+            a = gen.alphas_cumprod.to(z0.device)[t].view(-1, 1, 1, 1)
             if fc.loss == 'minimax' or (fc.loss == 'im' and fc.im_form == 'code'):
-                loss = loss + minimax_terms(z_t, eps, gen.alphas_cumprod[t].view(-1, 1, 1, 1), y, memory_of, pred_mem,
-                                            fc.lambda_rep, fc.lambda_div, max(1, fc.memory // fc.batch_size))
-            if fc.loss == 'im' and fc.im_form == 'paper':
-                loss = loss + fc.lambda_im * inversion_matching(gen, z0, y, k, fc.im_num_steps, z_t, fc.grad_steps, fc.matching)
+                z0_hat = (z_t - (1 - a).sqrt() * eps) / a.sqrt()
+                loss = loss + minimax_terms(z0_hat, y, memory, fc.lambda_rep, fc.lambda_div)
+                memory.push(z0, z0_hat, y)
+            if fc.loss == 'im' and fc.im_form == 'paper':                          # t_k on the inversion grid, so z_t and z_t^inv share it exactly
+                k = int(torch.randint(1, fc.im_num_steps + 1, (1,), generator=g))
+                z_tk = forward_noise(gen, z0, torch.full((len(z0),), int(ts[k - 1])), noise)
+                loss = loss + fc.lambda_im * inversion_matching(gen, z0, yg, k, fc.im_num_steps, z_tk, fc.grad_steps, fc.matching)
             elif fc.loss == 'im':
-                t_prev = int(ts[k - 2]) if k > 1 else -1
-                loss = loss + fc.lambda_im * inversion_matching_code(gen, z0, y, z_t, eps, int(t[0]), t_prev, fc.matching)
+                target = ddim_inversion_step(gen, z0, t.to(gen.device), drop_labels(yg.cpu(), gen.null_class, fc.class_dropout, g).to(gen.device))
+                loss = loss + inversion_matching_code(posterior_mean(gen, z_t, eps, t), target, fc.lambda_im)
             opt.zero_grad(); loss.backward(); opt.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for e, p in zip(ema, params): e.lerp_(p, 1 - fc.ema_decay)
             tot, n = tot + loss.item() * len(idx), n + len(idx)
         log.append((ep + 1, tot / n))
+    if ema is not None:
+        with torch.no_grad():
+            for e, p in zip(ema, params): p.copy_(e)
+    gen.finetune_info = {'tied_labels': tied, 'ema_decay': fc.ema_decay, 'gen_labels': gl.tolist()}
     return gen.eval(), log
+
 
 # %% ../nbs/06_finetune.ipynb #c019
 def finetuned_generator(cfg: Config, gen: DiTGenerator, gen_key, real: ImageSet, fc: FinetuneConfig, seed: int = 0,
-                        show_progress: bool = True) -> tuple[DiTGenerator, dict]:
-    "A Difffit-tuned copy of `gen` (cached adapter) and its log: seconds, loss per epoch."
+                        show_progress: bool = True, gen_labels: torch.Tensor | None = None) -> tuple[DiTGenerator, dict]:
+    "A Difffit-tuned copy of `gen` (cached adapter) and its log: seconds, loss per epoch, label tables tied, EMA, generator labels."
+    gl = torch.arange(real.num_classes) if gen_labels is None else torch.as_tensor(gen_labels)
     def build(d: Path):
         t0 = time.time()
-        tuned, log = finetune(gen, real, fc, seed, show_progress)
+        tuned, log = finetune(gen, real, fc, seed, show_progress, gl)
         save_adapter(tuned.transformer, d/'adapter.safetensors')
-        save_json({'seconds': time.time() - t0, 'loss_log': log, 'finetune': asdict(fc)}, d/'finetune_log.json')
+        save_json({'seconds': time.time() - t0, 'loss_log': log, 'finetune': asdict(fc), **tuned.finetune_info}, d/'finetune_log.json')
     def load(d):
         tuned = copy.deepcopy(gen)
         load_adapter(tuned.transformer, d/'adapter.safetensors')
         return tuned.eval(), load_json(d/'finetune_log.json')
-    key = {'generator': gen_key, 'real': real.fingerprint(), 'finetune': fc.to_key(), 'seed': seed}
+    key = {'generator': gen_key, 'real': real.fingerprint(), 'finetune': fc.to_key(), 'seed': seed, 'gen_labels': gl.tolist(),
+           'difffit': 'per-channel γ on qkv, proj, attention and MLP branches'}
     return StageCache(Path(cfg.cache_dir)).load('finetune', key, build, load)
+

@@ -81,9 +81,17 @@ class DiTGenerator(nn.Module):
         e_cond, e_uncond = e.chunk(2)
         return e_uncond + guidance_scale * (e_cond - e_uncond)
 
-    def _eps(self, z, t, y):
-        out = self.transformer(z, timestep=t, class_labels=y).sample
-        return out[:, :z.shape[1]]   # DiT-XL/2 also predicts Σ in the other half of the channels
+    def _eps(self, z, t, y): return self.output(z, t, y)[:, :z.shape[1]]   # DiT-XL/2 also predicts Σ in the other half of the channels
+
+    def output(self, z, t, y):
+        "The transformer's raw output: ε, and with a learned Σ (DiT-XL/2) the variance interpolation v in the other half of the channels."
+        t = torch.as_tensor(t, device=z.device)
+        return self.transformer(z, timestep=t.expand(len(z)) if t.ndim == 0 else t, class_labels=y).sample
+
+    @property
+    def learns_sigma(self) -> bool:
+        "Whether the DiT predicts its variance (out_channels = 2 × latent channels), as DiT-XL/2 does."
+        return self.transformer.config.out_channels == 2 * self.transformer.config.in_channels
 
     def encode(self, x): return self.codec.encode(x)
     def decode(self, z): return self.codec.decode(z)

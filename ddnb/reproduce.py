@@ -15,11 +15,11 @@ from .core import (atomic_write, save_json, load_json, progress, default_cache_d
 __all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'ims3_studies',
            'declared_parameters', 'grid_for', 'code_version', 'cell_key', 'Journal', 'profile_dir', 'run_cell',
            'select_cells', 'plan_grid', 'format_plan', 'set_aside_results', 'run_grid', 'clean_leftovers',
-           'result_problem', 'load_results', 'markdown_table', 'foundation_section', 'baseline_rows',
-           'baselines_section', 'study_table', 'study_figure', 'd3hr_sweeps_section', 'paper_values', 'paper_table',
-           'ims3_section', 'ims3_sweeps_section', 'write_reports', 'foundation_scalars', 'freeze_reference',
-           'load_reference', 'agreement', 'compare_to_reference', 'reproduction_section', 'save_figure',
-           'image_grid_figure', 'distilled_figure']
+           'result_problem', 'load_results', 'markdown_table', 'foundation_section', 'baseline_rows', 'accuracy_rule',
+           'per_seed_top1', 'baselines_section', 'study_table', 'study_figure', 'd3hr_sweeps_section', 'paper_values',
+           'paper_table', 'ims3_section', 'ims3_sweeps_section', 'write_reports', 'foundation_scalars',
+           'freeze_reference', 'load_reference', 'agreement', 'compare_to_reference', 'reproduction_section',
+           'save_figure', 'image_grid_figure', 'distilled_figure']
 
 # %% ../nbs/14_reproduce.ipynb #c007
 PROFILES = {
@@ -28,7 +28,7 @@ PROFILES = {
                  finetune_epochs=8, ims3_studies=['table4', 'alpha-beta', 'k', 'g', 'lambda', 'loss', 'features', 'centroids']),
     'smoke': dict(world='mini', pretrain_steps=40, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,
                   gate_n_per_class=4, recon_n=20, num_steps=10, ipcs=[1, 2], seeds=[0, 1], epochs=2, d3hr_studies=['main'], m=100, to_step=6,
-                  finetune_epochs=1, ims3_studies=['table4', 'alpha-beta', 'centroids']),
+                  finetune_epochs=1, ims3_studies=['table4', 'alpha-beta', 'centroids'], student_batch=4),
     'faults': dict(world='mini', pretrain_steps=10, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,   # ddnb check
                    gate_n_per_class=1, recon_n=4, num_steps=4, ipcs=[1], seeds=[0], epochs=1, d3hr_studies=['main'], m=10, to_step=2),
 }
@@ -348,6 +348,22 @@ def baseline_rows(results: dict) -> list:
     return [r for k, res in results.items() if k.startswith('baseline-') or k in ('d3hr-main', 'ims3-table4') for r in res['summary']
             if not (k == 'ims3-table4' and r['method'] == 'DiT')]   # the baseline cell's DiT row is the same method
 
+_RULE = {'last': 'top-1 of the last epoch', 'best': 'best top-1 over the periodic test checks'}
+
+def accuracy_rule(summary_rows: list) -> str:
+    "Which top-1 the numbers are, per recipe: the last epoch's or the best of the periodic checks (rows made before the rule was recorded: last)."
+    by = {}
+    for r in summary_rows: by.setdefault(r.get('accuracy', 'last'), set()).add(r['recipe'])
+    return '; '.join(f"{_RULE[k]} (`{'`, `'.join(sorted(v))}`)" for k, v in sorted(by.items()))
+
+def per_seed_top1(results: dict) -> dict:
+    "(method, IPC, recipe) → {seed: top-1} over the per-seed rows of the baseline cells and the methods' main cells."
+    out = {}
+    for k, res in results.items():
+        if k.startswith('baseline-') or k in ('d3hr-main', 'ims3-table4'):
+            for r in res['rows']: out.setdefault((r['method'], r['ipc'], r['recipe']), {})[r['seed']] = r['top1']
+    return out
+
 def _fmt(r):
     "mean ± std of a summary row, with its reference where `compare_to_reference` placed one."
     s, ref = f"{r['mean']:.1f} ± {r['std']:.1f}", r.get('ref')
@@ -368,16 +384,24 @@ def baselines_section(results: dict, out: Path) -> str:
     methods = [m for m in order if any(k[0] == m for k in cells)]
     ipcs = sorted({r['ipc'] for r in rows if r['method'] != 'Full'})
     seeds = sorted({s for r in rows for s in r['seeds']})
+    seeds_of = per_seed_top1(results)
+    soft = [rc for rc in recipes if any(r['recipe'] == rc and r['label_mode'] == 'soft' for r in rows)]
+    seeds_of.update({('Full', 'all', rc): v for (m, i, rc), v in seeds_of.items() if m == 'Full'})
     table = []
     for ipc in ipcs:
         for m in methods:
             row = {'method': m, 'IPC': ipc}
             for rc in recipes:
                 if (m, ipc, rc) in cells: row[rc] = _fmt(cells[(m, ipc, rc)])
-            rnd_h, me_h = cells.get(('Random', ipc, hard)), cells.get((m, ipc, hard))
-            if me_h and rnd_h and hard in full:
-                sc = dd_ranking(full[hard]['mean'], me_h['mean'], me_h['mean'], rnd_h['mean'])
-                row.update({'HLR': f"{sc['HLR']:.1f}", 'IOR': f"{sc['IOR']:+.1f}", 'LRS': f"{sc['LRS']:.1f}"})
+            f_h, r_h, m_h = (seeds_of.get(k, {}) for k in (('Full', 'all', hard), ('Random', ipc, hard), (m, ipc, hard)))
+            paired = sorted(set(f_h) & set(r_h) & set(m_h))         # DD-Ranking: LRS per run (paired by seed), then averaged
+            if paired:
+                sc = dd_ranking([f_h[s] for s in paired], [m_h[s] for s in paired], [m_h[s] for s in paired], [r_h[s] for s in paired])
+                row.update({'HLR': f"{sc['HLR']:.1f}", 'IOR': f"{sc['IOR']:+.1f}", 'LRS': f"{sc['LRS']:.1f} ± {sc['LRS_std']:.1f}"})
+            for rc in soft:                                           # IOR of a soft-label column: against Random under the same soft recipe
+                r_s, m_s = seeds_of.get(('Random', ipc, rc), {}), seeds_of.get((m, ipc, rc), {})
+                ps = sorted(set(r_s) & set(m_s))
+                if ps: row[f'IOR {rc}'] = f"{float(np.mean([m_s[s] - r_s[s] for s in ps])):+.1f}"
             table.append(row)
     table.append({'method': 'Full', 'IPC': 'all', **{rc: _fmt(full[rc]) for rc in recipes if rc in full}})
     import csv, io
@@ -401,9 +425,12 @@ def baselines_section(results: dict, out: Path) -> str:
         f"## Baselines and methods (cells `baseline-*`, `d3hr-main`, `ims3-table4`; profile `{next(iter(results.values()))['profile']}`)", '',
         f"Top-1 (%) on the real test split, mean ± sample std over seeds {seeds} (one distilled set and one student per seed). "
         f"Columns are evaluation recipes (`{'`, `'.join(recipes)}`; definitions in `results/baseline-*.json` and notebook "
-        f"`12_evaluate`), student {', '.join(students)}. HLR / IOR / LRS are DD-Ranking scores from the `{hard}` column "
-        "(IOR against Random at the same IPC). CSV: `baselines.csv`.", '',
-        markdown_table(table, ['method', 'IPC', *recipes, 'HLR', 'IOR', 'LRS']), '',
+        f"`12_evaluate`), student {', '.join(students)}; accuracy rule: {accuracy_rule(rows)}. HLR / IOR / LRS are DD-Ranking "
+        f"scores from the `{hard}` column (IOR against Random at the same IPC), computed per seed (runs paired by seed) and then "
+        "averaged as DD-Ranking does, on accuracies as fractions (its documented definition; the released package uses percentages); "
+        "LRS is mean ± population std over the paired seeds. "
+        + (f"`IOR {soft[0]}` is the improvement over Random trained with the same soft-label recipe. " if soft else '') + "CSV: `baselines.csv`.", '',
+        markdown_table(table, ['method', 'IPC', *recipes, 'HLR', 'IOR', 'LRS', *[f'IOR {rc}' for rc in soft]]), '',
         '![baselines vs IPC](figures/baselines_vs_ipc.png)', '',
         'Separation: spread of the method means per IPC against the typical seed std (a gap smaller than the std does not '
         'separate two methods):', '', markdown_table(sep, ['recipe', 'IPC', 'best − worst', 'smallest gap', 'median std']), '',
@@ -457,7 +484,7 @@ def study_figure(res: dict, curves: dict,  # curve label → list of (x tick lab
     return save_figure(fig, path)
 
 def _study_header(res: dict, title: str) -> str:
-    return f"### {title} — cell `{res['cell']}`, recipe {', '.join(res['recipes'])}, seeds {res['seeds']}"
+    return f"### {title} — cell `{res['cell']}`, recipe {', '.join(res['recipes'])}, seeds {res['seeds']}; {accuracy_rule(res['summary'])}"
 
 def d3hr_sweeps_section(results: dict, out: Path) -> str:
     "Markdown + figures of the D3HR ablation studies (losses, inversion step, m, variance) and latent diagnostics."
@@ -517,7 +544,7 @@ def ims3_section(results: dict) -> str:
         f"## IMS3 ablation (cell `ims3-table4`, profile `{res['profile']}`, seeds {res['seeds']}, guidance {res['guidance_scale']}, "
         f"G = {res['G']}, S³ objective `{res['objective']}`, K_i = {res.get('k_real', 200)}, IM fine-tune {res['finetune_epochs']} epochs, "
         f"λ_IM = {res['lambda_im']}, IM form: paper)", '',
-        'Mini world (digits, top-1 % mean ± std over seeds):', '', markdown_table(ablation, ['method', 'IPC', *recipes]), '',
+        f"Mini world (digits, top-1 % mean ± std over seeds; {accuracy_rule(res['summary'])}):", '', markdown_table(ablation, ['method', 'IPC', *recipes]), '',
         f"The paper's Table 4 for reference {_DIFFERENT_WORLD}:", '', paper_table('IMS3', '4', lambda r: r['method']), '',
         *(['Where the sets sit in feature space (φ = the digits CNN; per class, averaged over classes and seeds): representativeness = '
            'cosine of the set centroid to the real centroid, coverage = mean over real train images of the best cosine to a set image '
@@ -572,6 +599,12 @@ def ims3_sweeps_section(results: dict, out: Path) -> str:
         elif study in ('k', 'g'):
             md += [{'k': 'K = all uses every train image of the class.', 'g': 'G = 1 keeps the only candidate subgroup: no selection.'}[study], '']
             study_figure(res, {'IMS3': [(n.split('=')[-1], n) for n in names]}, title.split(' (')[0], fig)
+        elif study == 'loss':
+            md += ['1−cos, L1 and L2 are the paper form (Eq. 6) with that distance. "code form" is the official `train_dit.py` fine-tune: '
+                   'the per-class Minimax terms plus 1 − λ·(mean cosine over all B×B pairs of the model\'s posterior mean x_{t−1} and a DDIM '
+                   'step of the clean x₀ from ᾱ_t to ᾱ_{t+1}) — a target that is x₀ itself up to one step\'s change of ᾱ (`06_finetune`); '
+                   'mini world: no learned Σ (no vb term), no EMA, untied label tables.', '']
+            fig = None
         else: fig = None
         if fig: md += [f'![{study}]({fig.relative_to(out).as_posix()})', '']
         md += ([f"The paper's Table {ptable} {_DIFFERENT_WORLD}:", '', paper_table('IMS3', ptable), ''] if ptable else

@@ -12,8 +12,8 @@ from .distilled import DistilledSet
 from .ddim import sample_images
 
 # %% auto #0
-__all__ = ['centroid', 'real_centroids', 'subgroup_centroids', 'paper_objective', 'code_objective', 'select_subgroups',
-           'exhaustive_subgroups', 'sample_candidates', 's3_distill', 'feature_stats']
+__all__ = ['S3_PRESETS', 'centroid', 'real_centroids', 'subgroup_centroids', 'paper_objective', 'code_objective',
+           'select_subgroups', 'exhaustive_subgroups', 'sample_candidates', 's3_preset', 's3_distill', 'feature_stats']
 
 # %% ../nbs/08_s3.ipynb #c005
 def centroid(f: torch.Tensor) -> torch.Tensor:
@@ -99,11 +99,26 @@ def sample_candidates(gen, num_classes: int, ipc: int, G: int = 5, seed: int = 0
     y = torch.arange(num_classes).repeat_interleave(G * ipc)
     return sample_images(gen, y if gen_labels is None else gen_labels[y], seed=seed, num_steps=num_steps, guidance_scale=guidance_scale)
 
+S3_PRESETS = {
+    # IMS3 paper, Eq. 10: α = β = 1, greedy per class
+    'ims3-paper': dict(objective='paper', alpha=1.0, beta=1.0, G=5, k_real=200),
+    # official run.sh / centroid.py: code objective, α 0.4, β 0.9, G 5, K_i ≤ 200, ≤ 5 rounds of coordinate ascent; candidates
+    # from CFG 4, 50 steps. The official candidates come from the DDPM ancestral sampler on EMA weights; ddnb's from DDIM
+    # until the DDPM sampler lands (recorded in the set's params as `candidate_sampler`).
+    'ims3-official': dict(objective='code', alpha=0.4, beta=0.9, G=5, k_real=200, guidance_scale=4.0, num_steps=50),
+}
+
+def s3_preset(name: str, **overrides) -> dict:
+    "Keyword arguments of `s3_distill` for a named S³ setting, with overrides; the preset's name travels into the set's params."
+    if name not in S3_PRESETS: raise KeyError(f"S³ preset {name!r} is not defined; known: {sorted(S3_PRESETS)}")
+    return {**S3_PRESETS[name], 'preset': name, **overrides}
+
 def s3_distill(gen, phi, real: ImageSet, ipc: int, G: int = 5, seed: int = 0, objective: str = 'paper',
                alpha: float | None = None, beta: float | None = None, k_real: int | None = 200, centroids: str = 'real',
                guidance_scale: float = 1.0, num_steps: int = 50, method: str = 'DiT+S3',
                gen_labels: torch.Tensor | None = None,
                candidates: torch.Tensor | None = None,  # `sample_candidates` output to reuse (sweeps over selection knobs)
+               preset: str | None = None,  # the `S3_PRESETS` name these arguments came from (recorded)
                ) -> DistilledSet:
     "Selective Subgroup Sampling: the chosen subgroup of G candidate groups of `ipc` samples per class."
     if centroids not in ('real', 'gen'): raise ValueError(f"centroids={centroids!r}: expected 'real' or 'gen'")
@@ -116,7 +131,8 @@ def s3_distill(gen, phi, real: ImageSet, ipc: int, G: int = 5, seed: int = 0, ob
     choice = select_subgroups(c, r, objective, alpha, beta)
     xs = x.view(C, G, ipc, *x.shape[1:])[torch.arange(C), torch.tensor(choice)].flatten(0, 1)
     params = {'ipc': ipc, 'G': G, 'objective': objective, 'alpha': alpha, 'beta': beta, 'k_real': k_real, 'centroids': centroids,
-              'guidance_scale': guidance_scale, 'num_steps': num_steps, 'choice': choice}
+              'guidance_scale': guidance_scale, 'num_steps': num_steps, 'choice': choice, 'candidate_sampler': 'ddim',
+              **({'preset': preset} if preset else {})}
     return DistilledSet(xs, torch.arange(C).repeat_interleave(ipc), real.classes, method, params, [seed], real.fingerprint())
 
 # %% ../nbs/08_s3.ipynb #c017

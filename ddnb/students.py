@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from .core import count_parameters
 
 # %% auto #0
-__all__ = ['STUDENTS', 'register_student', 'build_student', 'instance_norm', 'convnet_depth', 'ConvNet', 'BasicBlock', 'ResNet']
+__all__ = ['STUDENTS', 'register_student', 'build_student', 'instance_norm', 'convnet_depth', 'ConvNet', 'BasicBlock',
+           'reference_init', 'ResNet']
 
 # %% ../nbs/11_students.ipynb #c006
 STUDENTS = {}
@@ -58,40 +59,56 @@ class ConvNet(nn.Module):
 def _convnet(num_classes, in_channels, image_size, **kw): return ConvNet(num_classes, in_channels, image_size, **kw)
 
 # %% ../nbs/11_students.ipynb #c008
+def _stem_kind(image_size: int) -> str:
+    "The reference's size classes: 'large' above 128 px, 'mid' from 65 to 128 px, 'small' up to 64 px."
+    return 'large' if image_size > 128 else 'mid' if image_size > 64 else 'small'
+
 class BasicBlock(nn.Module):
-    "ResNet basic block; with `avg_pool` a stride-2 block convolves at stride 1 and then average-pools."
+    "ResNet basic block; with `avg_pool` every conv has stride 1 and a strided block average-pools after its first ReLU."
     def __init__(self, cin: int, cout: int, stride: int = 1, avg_pool: bool = False):
         super().__init__()
         pool = avg_pool and stride > 1
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride=1 if pool else stride, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=1 if avg_pool else stride, padding=1, bias=False)
         self.norm1 = instance_norm(cout)
-        self.pool = nn.AvgPool2d(2) if pool else nn.Identity()
+        self.pool = nn.AvgPool2d(stride) if pool else nn.Identity()
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
         self.norm2 = instance_norm(cout)
         self.shortcut = nn.Identity()
         if stride > 1 or cin != cout:
-            self.shortcut = nn.Sequential(*([nn.AvgPool2d(2)] if pool else []),
-                                          nn.Conv2d(cin, cout, 1, stride=1 if pool else stride, bias=False), instance_norm(cout))
+            self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), *([nn.AvgPool2d(stride)] if pool else []), instance_norm(cout)) if avg_pool
+                             else nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), instance_norm(cout)))
     def forward(self, x):
-        out = F.relu(self.norm1(self.pool(self.conv1(x))))
+        out = self.pool(F.relu(self.norm1(self.conv1(x))))
         return F.relu(self.norm2(self.conv2(out)) + self.shortcut(x))
 
+def _stem(in_channels: int, width: int, image_size: int, avg_pool: bool) -> nn.Sequential:
+    kind = _stem_kind(image_size)
+    conv = (nn.Conv2d(in_channels, width, 7, stride=1 if avg_pool else 2, padding=3, bias=False) if kind == 'large'
+            else nn.Conv2d(in_channels, width, 3, padding=1, bias=False))
+    pool = [] if kind == 'small' else [nn.AvgPool2d(4 if kind == 'large' else 2)] if avg_pool else [nn.MaxPool2d(3, stride=2, padding=1)]
+    return nn.Sequential(conv, instance_norm(width), nn.ReLU(inplace=True), *pool)
+
+def reference_init(net: nn.Module) -> nn.Module:
+    "The Minimax ResNets' init: conv weights N(0, √(2/(k²·C_out))), norm weight 1 / bias 0; linear layers keep PyTorch's default."
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / n))
+        elif isinstance(m, (nn.GroupNorm, nn.BatchNorm2d)): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
+    return net
+
 class ResNet(nn.Module):
-    "ResNet with instance norm; `avg_pool=True` gives the ResNetAP variant."
+    "ResNet with instance norm; `avg_pool=True` gives the ResNetAP variant (pooling instead of strided convolutions)."
     def __init__(self, blocks: list, num_classes: int, in_channels: int, image_size: int, width: int = 64, avg_pool: bool = False):
         super().__init__()
-        big = image_size >= 64
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, width, 7 if big else 3, stride=2 if big and not avg_pool else 1, padding=3 if big else 1, bias=False),
-            instance_norm(width), nn.ReLU(inplace=True),
-            *([nn.AvgPool2d(2)] if big and avg_pool else []),
-            *([nn.MaxPool2d(3, stride=2, padding=1)] if big else []))
+        self.stem = _stem(in_channels, width, image_size, avg_pool)
         layers, c = [], width
         for i, n in enumerate(blocks):
             cout = width * 2 ** i
             for j in range(n): layers.append(BasicBlock(c, cout, 2 if (j == 0 and i > 0) else 1, avg_pool)); c = cout
         self.layers = nn.Sequential(*layers)
         self.fc = nn.Linear(c, num_classes)
+        reference_init(self)
     def forward(self, x): return self.fc(F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1).flatten(1))
 
 @register_student('resnetap10')
@@ -99,3 +116,4 @@ def _resnetap10(num_classes, in_channels, image_size, **kw): return ResNet([1, 1
 
 @register_student('resnet18')
 def _resnet18(num_classes, in_channels, image_size, **kw): return ResNet([2, 2, 2, 2], num_classes, in_channels, image_size, **kw)
+
