@@ -110,3 +110,7 @@ def main(argv=None) -> int:
         return 0 if run_battery(a.dir, a.scenarios or tuple(SCENARIOS), seed=a.seed).all_good else 1
     if a.command == 'bench':
         (bench_students if a.what == 'students' else bench_d3hr)(a); return 0
+
+if __name__ == '__main__':      # `python -m ddnb.cli …` as well as the `ddnb` command
+    try: get_ipython            # a notebook kernel (this notebook under nbdev_test) is not a command line
+    except NameError: sys.exit(main())

@@ -121,11 +121,23 @@ def _grid_cells(p, base, d3hr, ims3) -> list:
              for name in p.get('ims3_studies', [])])
 
 # %% ../nbs/14_reproduce.ipynb #c010b
+_PACKAGE_HASH = {}
+
+def _package_hash() -> str:
+    "sha256 of the installed `ddnb` sources, computed once per state of the files (their names, sizes and mtimes)."
+    import ddnb
+    pkg = Path(ddnb.__file__).parent
+    files = sorted(pkg.rglob('*.py'))
+    stamp = tuple((p.as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    if stamp not in _PACKAGE_HASH:
+        h = hashlib.sha256()
+        for p in files: h.update(p.relative_to(pkg).as_posix().encode() + b'\0' + p.read_bytes())
+        _PACKAGE_HASH.clear(); _PACKAGE_HASH[stamp] = h.hexdigest()
+    return _PACKAGE_HASH[stamp]
+
 def code_version(notebook) -> str:
     "Short sha256 of the installed `ddnb` sources and the code cells of one experiment notebook: the code a cell ran."
-    import ddnb
-    h, pkg = hashlib.sha256(), Path(ddnb.__file__).parent
-    for p in sorted(pkg.rglob('*.py')): h.update(p.relative_to(pkg).as_posix().encode() + b'\0' + p.read_bytes())
+    h = hashlib.sha256(_package_hash().encode())
     if not Path(notebook).exists(): return 'missing-notebook'   # the cell then fails when it runs, and is recorded
     for c in json.loads(Path(notebook).read_text())['cells']:
         if c['cell_type'] == 'code': h.update(''.join(c['source']).encode() + b'\0')
@@ -179,9 +191,9 @@ def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_nam
     journal.record(cell.name, 'running', key=key, started=_now(), pid=os.getpid())
     if env_progress != '0': os.environ['DDNB_PROGRESS'] = 'text'   # the kernel inherits it: text bars, streamed below
     try:
-        unknown = sorted(set(params) - set(declared_parameters(cell.notebook)))
-        if unknown: raise ValueError(f"cell {cell.name!r}: parameter(s) {unknown} are not declared by {cell.notebook} "
-                                     f"(it declares {sorted(declared_parameters(cell.notebook))})")
+        declared = declared_parameters(cell.notebook)
+        unknown = sorted(set(params) - set(declared))
+        if unknown: raise ValueError(f"cell {cell.name!r}: parameter(s) {unknown} are not declared by {cell.notebook} (it declares {sorted(declared)})")
         result.unlink(missing_ok=True)   # only the notebook of this run may write it
         pm.execute_notebook(str(experiments_dir()/cell.notebook), str(tmp), parameters=params, kernel_name=kernel_name,
                             progress_bar=False, cwd=str(out.resolve()), stderr_file=sys.stderr)
