@@ -19,7 +19,7 @@ from .evaluate import Recipe, Normalized, result_row, _train_batch, _resize, _pr
 __all__ = ['StackedStudents', 'top1_batched', 'train_students_batched', 'evaluate_batch', 'batch_groups', 'bench_batched']
 
 # %% ../nbs/13_batched.ipynb #c006
-def _check_compatible(sets: list, recipe: Recipe):
+def _check_compatible(sets: list):
     shapes = {(tuple(ds.x.shape), ds.ipc, tuple(ds.classes)) for ds in sets}
     if len(shapes) > 1: raise ValueError(f"train_students_batched: the sets differ in shape, IPC or classes ({len(shapes)} kinds); batch only like with like")
 
@@ -47,7 +47,7 @@ def top1_batched(students: StackedStudents, recipe: Recipe, test: ImageSet, batc
     "Top-1 accuracy (%) of each of the K students on `test` (the recipe's test-time resize and normalisation)."
     hits = torch.zeros(len(students))
     for i in range(0, len(test), batch_size):
-        x = _normalize(_prep(test.x[i:i + batch_size].to(students.params[next(iter(students.params))].device), recipe), recipe)
+        x = _normalize(_prep(test.x[i:i + batch_size].to(next(iter(students.params.values())).device), recipe), recipe)
         hits += (students(x, shared=True).argmax(-1).cpu() == test.y[i:i + batch_size]).sum(1).float()
     return (100 * hits / len(test)).tolist()
 
@@ -59,7 +59,7 @@ def train_students_batched(sets: list,  # K DistilledSets of one shape (the same
                            show_progress: bool = False) -> list:
     "Train K students as one computation; the same experiments as `train_student(sets[k], recipe, seeds[k])`, returned as K models."
     if len(sets) != len(seeds) or not sets: raise ValueError(f"train_students_batched: {len(sets)} sets for {len(seeds)} seeds")
-    _check_compatible(sets, recipe)
+    _check_compatible(sets)
     if recipe.label_mode == 'soft' and teacher is None: raise ValueError(f"recipe {recipe.name!r} uses soft labels: pass a teacher")
     xs, ys, gens, nets = [], [], [], []
     size = recipe.input_size or sets[0].x.shape[-1]
@@ -118,14 +118,10 @@ def evaluate_batch(tasks: list,  # (DistilledSet, Recipe, seed) triples with one
     recipe = tasks[0][1]
     if any(r.to_dict() != recipe.to_dict() for _, r, _ in tasks): raise ValueError("evaluate_batch: the tasks use different recipes")
     t0 = time.time()
-    periodic = bool(recipe.eval_every)
     models = train_students_batched([ds for ds, _, _ in tasks], recipe, [s for _, _, s in tasks],
-                                    teacher if recipe.label_mode == 'soft' else None, device, test=test if periodic else None)
-    if not periodic:
-        st = StackedStudents([m.net for m in models]); lasts = top1_batched(st, recipe, test)
+                                    teacher if recipe.label_mode == 'soft' else None, device, test=test)   # checks end with the last epoch
     dt = (time.time() - t0) / len(tasks)
-    return [{**result_row(ds, recipe, seed, m.checks if periodic else [(None, lasts[k])], dt), 'batched': len(tasks)}
-            for k, ((ds, _, seed), m) in enumerate(zip(tasks, models))]
+    return [{**result_row(ds, recipe, seed, m.checks, dt), 'batched': len(tasks)} for (ds, _, seed), m in zip(tasks, models)]
 
 def batch_groups(tasks: list, max_k: int) -> list:
     "Indices of `tasks` grouped into batches of ≤ max_k compatible tasks (one recipe, one set shape, IPC and class list)."

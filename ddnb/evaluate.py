@@ -19,8 +19,8 @@ from .students import build_student
 # %% auto #0
 __all__ = ['MINIMAX_EPOCHS', 'AUGMENTATIONS', 'RECIPES', 'Recipe', 'random_resized_crop', 'random_flip', 'color_jitter',
            'lighting', 'rand_augment', 'shuffle_patches', 'augment_batch', 'cutmix', 'register_recipe', 'get_recipe',
-           'Normalized', 'train_student', 'top1', 'teacher_for', 'load_teacher', 'soft_teacher', 'evaluate_one',
-           'result_row', 'summarize', 'evaluate', 'run_evaluations', 'recipes_for', 'teacher_if_needed', 'dd_ranking',
+           'Normalized', 'train_student', 'top1', 'teacher_for', 'load_teacher', 'evaluate_one', 'result_row',
+           'summarize', 'evaluate', 'run_evaluations', 'recipes_for', 'teacher_if_needed', 'dd_ranking',
            'student_throughput']
 
 # %% ../nbs/12_evaluate.ipynb #c006
@@ -378,19 +378,12 @@ def load_teacher(weights,  # a local .pth / .pt / .safetensors file: a state dic
     except RuntimeError as e: raise ValueError(f"{p}: not a {arch} state dict with {num_classes} classes ({str(e).splitlines()[0]})") from None
     return _ImageNetInput(net, rows).eval()
 
-def soft_teacher(cfg: Config, recipe: Recipe, real: ImageSet, weights=None, arch: str = 'resnet18', num_classes: int | None = None,
-                 rows: list | None = None) -> nn.Module:
-    "The teacher of a soft-label recipe: from local weights when given (paper world), else trained and cached (`teacher_for`)."
-    if weights is not None: return load_teacher(weights, arch, num_classes or real.num_classes, rows)
-    return teacher_for(cfg, recipe, real)
-
 # %% ../nbs/12_evaluate.ipynb #c018
 def evaluate_one(ds: DistilledSet, recipe: Recipe, seed: int, test: ImageSet, teacher: nn.Module | None = None, device='cpu') -> dict:
     "Train one student and return its row: method, ipc, recipe, label mode, student, seed, top-1 (by the recipe's accuracy rule), seconds."
     t0 = time.time()
-    periodic = bool(recipe.eval_every)
-    m = train_student(ds, recipe, seed, teacher if recipe.label_mode == 'soft' else None, device, show_progress=False, test=test if periodic else None)
-    return result_row(ds, recipe, seed, m.checks if periodic else [(None, top1(m, test, device=device))], time.time() - t0)
+    m = train_student(ds, recipe, seed, teacher if recipe.label_mode == 'soft' else None, device, show_progress=False, test=test)
+    return result_row(ds, recipe, seed, m.checks, time.time() - t0)   # `Recipe.checks` always ends with the last epoch
 
 def result_row(ds: DistilledSet, recipe: Recipe, seed: int,
                checks: list,  # (epoch, top-1) of each test check, the last epoch's last

@@ -355,10 +355,14 @@ def foundation_section(res: dict) -> str:
             '![reconstruction](figures/reconstruction.png)', '']
     return '\n'.join(out)
 
+def _baseline_table_rows(results: dict, which: str) -> list:
+    "The `which` rows ('summary' or per-seed 'rows') of the baseline cells and the methods' main cells, as the baseline table uses them."
+    return [r for k, res in results.items() if k.startswith('baseline-') or k in ('d3hr-main', 'ims3-table4') for r in res[which]
+            if not (k == 'ims3-table4' and r['method'] == 'DiT')]   # the baseline cell's DiT row is the same method
+
 def baseline_rows(results: dict) -> list:
     "Summary rows (mean ± std per method, IPC, recipe) of the baseline cells and the methods' main cells."
-    return [r for k, res in results.items() if k.startswith('baseline-') or k in ('d3hr-main', 'ims3-table4') for r in res['summary']
-            if not (k == 'ims3-table4' and r['method'] == 'DiT')]   # the baseline cell's DiT row is the same method
+    return _baseline_table_rows(results, 'summary')
 
 _RULE = {'last': 'top-1 of the last epoch', 'best': 'best top-1 over the periodic test checks'}
 
@@ -369,11 +373,9 @@ def accuracy_rule(summary_rows: list) -> str:
     return '; '.join(f"{_RULE[k]} (`{'`, `'.join(sorted(v))}`)" for k, v in sorted(by.items()))
 
 def per_seed_top1(results: dict) -> dict:
-    "(method, IPC, recipe) → {seed: top-1} over the per-seed rows of the baseline cells and the methods' main cells."
+    "(method, IPC, recipe) → {seed: top-1} over the per-seed rows of the cells and rows `baseline_rows` summarises."
     out = {}
-    for k, res in results.items():
-        if k.startswith('baseline-') or k in ('d3hr-main', 'ims3-table4'):
-            for r in res['rows']: out.setdefault((r['method'], r['ipc'], r['recipe']), {})[r['seed']] = r['top1']
+    for r in _baseline_table_rows(results, 'rows'): out.setdefault((r['method'], r['ipc'], r['recipe']), {})[r['seed']] = r['top1']
     return out
 
 def _fmt(r):
@@ -398,14 +400,14 @@ def baselines_section(results: dict, out: Path) -> str:
     seeds = sorted({s for r in rows for s in r['seeds']})
     seeds_of = per_seed_top1(results)
     soft = [rc for rc in recipes if any(r['recipe'] == rc and r['label_mode'] == 'soft' for r in rows)]
-    seeds_of.update({('Full', 'all', rc): v for (m, i, rc), v in seeds_of.items() if m == 'Full'})
     table = []
     for ipc in ipcs:
         for m in methods:
             row = {'method': m, 'IPC': ipc}
             for rc in recipes:
                 if (m, ipc, rc) in cells: row[rc] = _fmt(cells[(m, ipc, rc)])
-            f_h, r_h, m_h = (seeds_of.get(k, {}) for k in (('Full', 'all', hard), ('Random', ipc, hard), (m, ipc, hard)))
+            f_h = seeds_of.get(('Full', full[hard]['ipc'], hard), {}) if hard in full else {}
+            r_h, m_h = seeds_of.get(('Random', ipc, hard), {}), seeds_of.get((m, ipc, hard), {})
             paired = sorted(set(f_h) & set(r_h) & set(m_h))         # DD-Ranking: LRS per run (paired by seed), then averaged
             if paired:
                 sc = dd_ranking([f_h[s] for s in paired], [m_h[s] for s in paired], [m_h[s] for s in paired], [r_h[s] for s in paired])
