@@ -8,7 +8,7 @@ import argparse, sys
 from .reproduce import run_grid, write_reports, freeze_reference, PROFILES
 
 # %% auto #0
-__all__ = ['parser', 'bench_d3hr', 'bench_students', 'main']
+__all__ = ['parser', 'bench_d3hr', 'bench_students', 'bench_generator', 'main']
 
 # %% ../nbs/15_cli.ipynb #c004
 def parser() -> argparse.ArgumentParser:
@@ -22,6 +22,14 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--plan', action='store_true', help='print the plan (cells to reuse / run, estimated time) and stop')
     r.add_argument('--reports-dir', default='reports')
     r.add_argument('--cache-dir', default=None, help='stage cache and run journal (default $DDNB_CACHE or ~/.cache/ddnb)')
+    for flag, what in (('--data-root', 'paper: ImageNet root holding train/<wnid>/ and val/<wnid>/'),
+                       ('--model-dir', 'paper: DiT-XL/2 in diffusers layout (transformer/, vae/, scheduler/)'),
+                       ('--feature-weights', 'paper: state dict of the timm encoder φ'), ('--feature-model', 'paper: its timm name (default resnet18)'),
+                       ('--teacher-weights', 'paper: state dict of the soft-label teacher'), ('--teacher-arch', 'paper: torchvision name or timm:<name> (default resnet18)'),
+                       ('--device', 'paper: cuda, cuda:1, cpu (default auto)')):
+        r.add_argument(flag, default=None, help=what)
+    t = sub.add_parser('make-tiny-world', help='write a tiny paper world (fake ImageNet tree, tiny DiT + VAE, timm φ and teacher) and print its flags')
+    t.add_argument('dir')
     w = sub.add_parser('report', help="rebuild reports/<profile>/README.md from its result files")
     w.add_argument('--profile', default='mini', choices=sorted(PROFILES))
     w.add_argument('--reports-dir', default='reports')
@@ -34,7 +42,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument('--dir', default=None, help='work folder (default: a new temp folder)')
     c.add_argument('--seed', type=int, default=0, help='seeds the random kill moments')
     b = sub.add_parser('bench', help='print throughput benchmarks of this machine')
-    b.add_argument('what', choices=['students', 'd3hr'])
+    b.add_argument('what', choices=['students', 'd3hr', 'generator'])
+    b.add_argument('--model', default='dit-xl-2', choices=['dit-xl-2', 'tiny'], help='generator: DiT-XL/2 + SD-VAE configs with random weights, or the tiny paper world')
+    b.add_argument('--gen-batch', type=int, default=8, help='generator: images per forward')
+    b.add_argument('--cache-dir', default=None, help='generator: where the measured cost is kept for `reproduce --plan`')
     b.add_argument('--image-size', type=int, default=16)
     b.add_argument('--channels', type=int, default=1)
     b.add_argument('--batch-size', type=int, default=64)
@@ -86,11 +97,23 @@ def bench_students(a) -> list:
     for r in rows: print(f"  {r['student']:12s} {r['params']:>10,d} params  {r['images_per_s']:9.1f} images/s")
     return rows
 
+def bench_generator(a) -> dict:
+    "Print DiT forward throughput (images/s, TFLOP/s) for sampling-style no-grad forwards and one fine-tune step; keep it for `--plan`."
+    from ddnb.world import bench_generator as bench
+    r = bench(a.model, a.device, a.gen_batch, a.steps if a.steps != 30 else 3, a.cache_dir)
+    print(f"generator {a.model} on {r['device']}: batch {r['batch']}, {r['params'] / 1e6:.0f} M params, latent {r['latent']}")
+    print(f"  no-grad forward (sampling, inversion): {r['images_per_s']:.2f} images/s = {r['s_per_forward'] * 1e3:.1f} ms per image-forward, "
+          f"{r['tflops']:.3f} TFLOP/s (at {r['gflops_per_forward']:.1f} GFLOPs per forward)")
+    print(f"  fine-tune step (forward + backward):   {r['train_images_per_s']:.2f} images/s")
+    print(f"  kept in {r['path']} for `ddnb reproduce --plan`")
+    return r
+
 def main(argv=None) -> int:
     "Entry point of the `ddnb` command."
     a = parser().parse_args(argv)
     if a.command == 'reproduce':
-        try: status = run_grid(a.profile, a.reports_dir, a.cache_dir, a.only, a.force, plan_only=a.plan)
+        inputs = {k: getattr(a, k) for k in ('data_root', 'model_dir', 'feature_weights', 'feature_model', 'teacher_weights', 'teacher_arch', 'device')}
+        try: status = run_grid(a.profile, a.reports_dir, a.cache_dir, a.only, a.force, plan_only=a.plan, inputs=inputs)
         except (ValueError, OSError, RuntimeError) as e: print(f"ddnb reproduce: error: {e}", file=sys.stderr); return 2   # before any cell ran
         if a.plan: return 0
         n = {k: sum(s['status'] == k for s in status) for k in ('ok', 'reused', 'failed')}
@@ -108,8 +131,13 @@ def main(argv=None) -> int:
         bad = sorted(set(a.scenarios or []) - set(SCENARIOS))
         if bad: print(f"ddnb check: error: unknown scenario(s) {bad}; known {list(SCENARIOS)}", file=sys.stderr); return 2
         return 0 if run_battery(a.dir, a.scenarios or tuple(SCENARIOS), seed=a.seed).all_good else 1
+    if a.command == 'make-tiny-world':
+        from ddnb.world import make_tiny_world
+        p = make_tiny_world(a.dir)
+        print(' '.join(f"--{k.replace('_', '-')} {v}" for k, v in p.items() if k in ('data_root', 'model_dir', 'feature_weights', 'feature_model', 'teacher_weights', 'teacher_arch')))
+        return 0
     if a.command == 'bench':
-        (bench_students if a.what == 'students' else bench_d3hr)(a); return 0
+        {'students': bench_students, 'd3hr': bench_d3hr, 'generator': bench_generator}[a.what](a); return 0
 
 if __name__ == '__main__':      # `python -m ddnb.cli …` as well as the `ddnb` command
     try: get_ipython            # a notebook kernel (this notebook under nbdev_test) is not a command line

@@ -78,6 +78,12 @@ class Config:
     dataset: str = 'digits'           # digits | imagewoof | imagenette | imageidc | imagenet100 | imagenet1k
     data_root: str | None = None      # paper world: ImageNet root holding train/<wnid>/ and val/<wnid>/
     model_dir: str | None = None      # paper world: local diffusers directory (or HF-cache repo id) of DiT-XL/2
+    feature_weights: str | None = None   # paper world: local state dict of the timm encoder φ (S³, Herding, K-Center)
+    feature_model: str = 'resnet18'      # paper world: timm name of φ
+    teacher_weights: str | None = None   # paper world: local state dict of the soft-label teacher
+    teacher_arch: str = 'resnet18'       # paper world: torchvision name or 'timm:<name>' of the teacher
+    class_limit: int | None = None       # paper world: keep only the first N classes of the subset (paper-tiny)
+    max_per_class: int | None = None     # paper world: keep only the first N real images of each class (paper-tiny)
     cache_dir: str = field(default_factory=default_cache_dir)
     reports_dir: str = 'reports'
     device: str = 'auto'              # 'auto', 'cpu', 'cuda', 'cuda:1', ...
@@ -89,7 +95,7 @@ class Config:
     def __post_init__(self):
         if isinstance(self.pretrain, dict): self.pretrain = PretrainConfig(**self.pretrain)
         if self.world not in WORLDS: raise ValueError(f"Config.world={self.world!r}: expected one of {WORLDS}")
-        check_fields(self, positive=('num_steps',), nonnegative=('seed', 'guidance_scale'), choices={'dataset': DATASETS})
+        check_fields(self, positive=('num_steps', 'class_limit', 'max_per_class'), nonnegative=('seed', 'guidance_scale'), choices={'dataset': DATASETS})
         if self.world == 'mini' and self.dataset != 'digits':
             raise ValueError(f"Config.dataset={self.dataset!r}: the mini world only has 'digits'")
 

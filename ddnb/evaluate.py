@@ -95,6 +95,10 @@ class Recipe:
         if self.class_rule == 'minimax' and num_classes > 100: lr, wd, bs = 0.1, 1e-4, max(bs, 128)
         return {'epochs': self.epochs(ipc, num_classes), 'lr': lr, 'weight_decay': wd, 'batch_size': min(bs, set_size)}
 
+    def covers(self, ipc: int) -> bool:
+        "Whether the recipe defines a budget for this IPC (RDED's batch rule: IPC 1, 10 and 50 only); grids skip the rest."
+        return self.batch_rule != 'rded' or ipc in (1, 10, 50)
+
     def checks(self, epochs: int) -> list:
         "The 0-based epochs after which the student is tested (always including the last)."
         every = self.eval_every * epochs if 0 < self.eval_every < 1 else self.eval_every
@@ -470,8 +474,8 @@ def run_evaluations(tasks: list,  # (DistilledSet, Recipe, seed) triples
 
 # %% ../nbs/12_evaluate.ipynb #c026
 def recipes_for(names: list, epochs: int | None = None) -> list:
-    "Registered recipes by name; with `epochs`, each rule is replaced and the name becomes `<name>@<epochs>ep`."
-    return [get_recipe(n) if epochs is None else get_recipe(n).replace(name=f'{n}@{epochs}ep', epochs_by_ipc=[[None, epochs]]) for n in names]
+    "Registered recipes by name; with `epochs` (smoke budgets), the epoch and batch rules are replaced and the name becomes `<name>@<epochs>ep`."
+    return [get_recipe(n) if epochs is None else get_recipe(n).replace(name=f'{n}@{epochs}ep', epochs_by_ipc=[[None, epochs]], batch_rule=None) for n in names]
 
 def teacher_if_needed(cfg: Config, recipes: list, real: ImageSet) -> nn.Module | None:
     "The cached teacher of the first soft-label recipe, or None when all are hard-label."

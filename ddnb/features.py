@@ -93,7 +93,7 @@ class FeatureExtractor(nn.Module):
             xb = x[i:i + batch_size].to(self.mean.device)
             if self.resize and xb.shape[-1] != self.resize: xb = F.interpolate(xb, size=self.resize, mode='bilinear', antialias=True)
             out.append(F.normalize(self._features((xb - self.mean) / self.std).flatten(1), dim=1))
-        return torch.cat(out)
+        return torch.cat(out).cpu()   # callers index and compare on the CPU, whatever φ's device
 
 def timm_feature_extractor(weights,  # local .safetensors / .pth state dict of the timm model
                            model_name: str = 'resnet18', resize: int = 224) -> FeatureExtractor:

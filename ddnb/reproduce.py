@@ -10,16 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from .core import (atomic_write, save_json, load_json, progress, default_cache_dir, fingerprint, file_sha256,
                        writable_dir, exclusive_lock, share_mode, StageCache)
+from .artefacts import paper_values
 
 # %% auto #0
 __all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'ims3_studies',
            'declared_parameters', 'grid_for', 'code_version', 'cell_key', 'Journal', 'profile_dir', 'run_cell',
-           'select_cells', 'plan_grid', 'format_plan', 'set_aside_results', 'run_grid', 'clean_leftovers',
-           'result_problem', 'load_results', 'markdown_table', 'foundation_section', 'baseline_rows', 'accuracy_rule',
-           'per_seed_top1', 'baselines_section', 'study_table', 'study_figure', 'd3hr_sweeps_section', 'paper_values',
-           'paper_table', 'ims3_section', 'ims3_sweeps_section', 'write_reports', 'foundation_scalars',
-           'freeze_reference', 'load_reference', 'agreement', 'compare_to_reference', 'reproduction_section',
-           'save_figure', 'image_grid_figure', 'distilled_figure']
+           'select_cells', 'plan_grid', 'cell_cost', 'format_plan', 'set_aside_results', 'world_inputs',
+           'missing_inputs', 'run_grid', 'clean_leftovers', 'result_problem', 'load_results', 'markdown_table',
+           'foundation_section', 'baseline_rows', 'accuracy_rule', 'per_seed_top1', 'baselines_section', 'study_table',
+           'study_figure', 'd3hr_sweeps_section', 'paper_table', 'ims3_section', 'ims3_sweeps_section', 'write_reports',
+           'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement', 'compare_to_reference',
+           'reproduction_section', 'save_figure', 'image_grid_figure', 'distilled_figure']
 
 # %% ../nbs/14_reproduce.ipynb #c007
 PROFILES = {
@@ -31,8 +32,14 @@ PROFILES = {
                   finetune_epochs=1, ims3_studies=['table4', 'alpha-beta', 'centroids'], student_batch=4),
     'faults': dict(world='mini', pretrain_steps=10, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,   # ddnb check
                    gate_n_per_class=1, recon_n=4, num_steps=4, ipcs=[1], seeds=[0], epochs=1, d3hr_studies=['main'], m=10, to_step=2),
+    'paper': dict(world='paper', artefacts=True, seeds=[0, 1, 2], num_steps=50, m=100000, to_step=31, finetune_epochs=8, G=5, k_real=200,
+                  workers=1),
+    'paper-tiny': dict(world='paper', artefacts=True, tiny_world=True, merge=True, ipc_cap=2, seeds=[0], epochs=1, input_size=32, num_steps=4,
+                       m=100, to_step=2, finetune_epochs=1, G=2, k_real=4, workers=1),
 }
 BASELINES = ('Random', 'Herding', 'K-Center', 'DiT', 'DiT+CFG', 'Full')
+_ARTEFACT_BUDGET = ('seeds', 'epochs', 'input_size', 'ipc_cap', 'merge')   # what artefact_cells reads from a paper profile
+_PROFILE_ONLY = ('artefacts', 'tiny_world', 'ipc_cap', 'merge', 'd3hr_studies', 'ims3_studies')   # never notebook parameters
 
 def profile_params(profile: str) -> dict:
     "The parameter overrides of a named profile."
@@ -98,9 +105,13 @@ def declared_parameters(notebook: str) -> dict:
     import papermill as pm
     return pm.inspect_notebook(str(experiments_dir()/notebook))
 
-def grid_for(profile: str) -> list:
+def grid_for(profile: str,
+             artefacts: list | None = None,  # paper profiles: artefact keys (None: all registered)
+             inputs: dict | None = None) -> list:  # paper profiles: world inputs (data_root, model_dir, …, device) for every cell
     "The cells of a profile's reproduction grid, in run order; each cell gets only the profile parameters its notebook declares."
     p = profile_params(profile)
+    if p.get('artefacts'): return _artefact_grid(p, artefacts, inputs or {})
+    if artefacts: raise ValueError(f"profile {profile!r} has no paper artefacts ({artefacts}): use --profile paper or paper-tiny")
     base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'ims3_studies', 'm', 'to_step', 'finetune_epochs')}
     d3hr, ims3 = d3hr_studies(p), ims3_studies(p)
     cells = _grid_cells(p, base, d3hr, ims3)
@@ -108,6 +119,17 @@ def grid_for(profile: str) -> list:
     unused = set(base) - set().union(*declared.values())
     if unused: raise KeyError(f"profile {profile!r}: parameter(s) {sorted(unused)} are declared by no experiment notebook")
     for c in cells: c.params = {k: v for k, v in c.params.items() if k not in base or k in declared[c.notebook]}
+    return cells
+
+def _artefact_grid(p: dict, keys, inputs: dict) -> list:
+    "Cells of a paper profile: the artefacts' cells with the profile's budgets and the world inputs, each given what its notebook declares."
+    from ddnb.artefacts import artefact_cells, get_artefacts
+    budget = {k: p[k] for k in _ARTEFACT_BUDGET if k in p}
+    shared = {**{k: v for k, v in p.items() if k not in _PROFILE_ONLY and k not in budget}, **inputs}
+    cells = []
+    for name, nb, params in artefact_cells(get_artefacts(keys), budget):
+        declared = set(declared_parameters(nb))
+        cells.append(GridCell(name, nb, {**{k: v for k, v in shared.items() if k in declared}, **params}))
     return cells
 
 def _grid_cells(p, base, d3hr, ims3) -> list:
@@ -236,8 +258,53 @@ def plan_grid(cells: list, out: Path, cache_dir, profile: str, force: bool = Fal
     for c in cells:
         key = cell_key(c, profile)
         action, why = ('run', 'forced (--force)') if force else journal.verdict(c.name, key, out/'results'/f'{c.name}.json')
-        rows.append({'cell': c.name, 'action': action, 'why': why, 'key': key, 'estimate_s': timings.get(c.name) if action == 'run' else 0.0})
+        rows.append({'cell': c.name, 'action': action, 'why': why, 'key': key, 'estimate_s': timings.get(c.name) if action == 'run' else 0.0,
+                     'cost': cell_cost(c)})
     return rows
+
+def cell_cost(cell: GridCell) -> dict | None:
+    "Paper-world cells: the DiT forwards (image-forwards) and student image-epochs the cell needs, counted from its parameters."
+    p = cell.params
+    if p.get('world') != 'paper' or cell.notebook not in ('baselines.ipynb', 'ims3.ipynb', 'd3hr.ipynb'): return None
+    from ddnb.data import class_list
+    from ddnb.evaluate import get_recipe
+    C = len(class_list(p['dataset'])[:p.get('class_limit')])
+    N = p.get('max_per_class') or 1300            # ImageNet train: ≈ 1300 images per class
+    steps, seeds, nb = p.get('num_steps', 50), len(p.get('seeds', [0])), cell.notebook
+    cfg = 2 if p.get('guidance_scale', 1.0) != 1.0 else 1
+    def students(ipcs, recipes, studs):
+        out = 0
+        for ipc in ipcs:
+            for name in recipes:
+                r = get_recipe(name)
+                if not r.covers(ipc): continue
+                epochs = p['epochs'] if p.get('epochs') else r.epochs(ipc, C)
+                out += epochs * C * ipc * len(studs or [r.student]) * seeds
+        return out
+    if nb == 'baselines.ipynb':
+        ipcs = [N] if p['method'] == 'Full' else p['ipcs']   # Full: the whole real set
+        return {'dit_forwards': 0, 'student_image_epochs': students(ipcs, p['recipes'], p.get('students'))}
+    fwd, img, seen = 0, 0, set()
+    for v in p['variants']:
+        ipcs = v.get('ipcs', p['ipcs'])
+        img += students(ipcs, v.get('recipes', p['recipes']), v.get('students', p.get('students')))
+        if nb == 'ims3.ipynb':
+            ft = json.dumps(v.get('finetune'), sort_keys=True)
+            if v.get('finetune') and ft not in seen: seen.add(ft); fwd += p.get('finetune_epochs', 8) * C * N * 2   # diffusion + IM/Minimax forward
+            fwd += sum(C * ipc * (p.get('G', 5) if v.get('s3') is not None else 1) * steps * cfg for ipc in ipcs) * seeds
+        else:
+            t = min(v.get('mapping', {}).get('to_step', p.get('to_step', 31)), steps)
+            mk = json.dumps(v.get('mapping'), sort_keys=True)
+            if mk not in seen: seen.add(mk); fwd += C * N * t                         # inversion of the real set, once per mapping
+            fwd += sum(C * ipc * t for ipc in ipcs) * seeds
+    return {'dit_forwards': fwd, 'student_image_epochs': img}
+
+def _forward_cost(cache_dir) -> dict | None:
+    "The DiT-XL/2 forward cost `ddnb bench generator` measured on this machine (CUDA preferred), or None."
+    for dev in ('cuda', 'cpu'):
+        p = Path(cache_dir)/'bench'/f'generator-dit-xl-2-{dev}.json'
+        if p.exists(): return load_json(p)
+    return None
 
 def format_plan(rows: list, profile: str, out: Path, cache_dir) -> str:
     "The plan as text: a line per cell, then the totals and the estimated time."
@@ -247,6 +314,19 @@ def format_plan(rows: list, profile: str, out: Path, cache_dir) -> str:
     for r in rows:
         est = '' if r['action'] == 'reuse' else ('  ~?' if r['estimate_s'] is None else f"  ~{r['estimate_s'] / 60:.1f} min")
         lines.append(f"  {r['cell']:<24} {r['action']:<5}{est:<12} {r['why']}")
+    costs = [r['cost'] for r in runs if r.get('cost')]
+    if costs:
+        bench = _forward_cost(cache_dir)
+        lines.append("[ddnb] work per cell to run (DiT forwards = image-forwards of the DiT; student image-epochs = images × epochs summed over students):")
+        for r in runs:
+            if r.get('cost'):
+                h = f"  ≈ {r['cost']['dit_forwards'] * bench['s_per_forward'] / 3600:.2f} h of DiT forwards on {bench['device']}" if bench else ''
+                lines.append(f"  {r['cell']:<40} DiT forwards {r['cost']['dit_forwards']:.3g}  student image-epochs {r['cost']['student_image_epochs']:.3g}{h}")
+        fwd, img = sum(c['dit_forwards'] for c in costs), sum(c['student_image_epochs'] for c in costs)
+        lines.append(f"[ddnb] total: DiT forwards {fwd:.3g}, student image-epochs {img:.3g}; " +
+                     (f"DiT forwards ≈ {fwd * bench['s_per_forward'] / 3600:.1f} h on {bench['device']} (measured by `ddnb bench generator`: "
+                      f"{bench['s_per_forward'] * 1e3:.1f} ms per image-forward, {bench['dtype']}); student training is not included in the hours"
+                      if bench else "no measured DiT-XL/2 cost on this machine: run `ddnb bench generator --model dit-xl-2` to turn forwards into hours"))
     unknown = len(runs) - len(known)
     lines.append(f"[ddnb] {len(runs)} to run, {len(rows) - len(runs)} reused; estimated {sum(known) / 60:.0f} min "
                  "(the reference run's wall time per cell, reference/timings.json)"
@@ -263,20 +343,58 @@ def set_aside_results(out: Path, names: list) -> list:
             os.replace(p, dest); moved.append(n)
     return moved
 
+def world_inputs(profile: str, cache_dir, given: dict | None = None) -> dict:
+    "The world inputs of a paper profile's cells: `given` (CLI paths, device), or for paper-tiny the tiny world written into the cache."
+    p, given = profile_params(profile), {k: v for k, v in (given or {}).items() if v is not None}
+    if not p.get('tiny_world'): return given
+    from ddnb.world import make_tiny_world
+    return {**make_tiny_world(Path(cache_dir)/'tiny-world'), **{k: v for k, v in given.items() if k == 'device'}}
+
+def missing_inputs(cells: list, cache_dir) -> list:
+    "Every missing paper-world input of `cells` (each dataset's class folders, the DiT, φ and teacher weights), one line each."
+    from ddnb.core import Config
+    from ddnb.world import paper_input_problems, NEEDS
+    fields = ('data_root', 'model_dir', 'feature_weights', 'feature_model', 'teacher_weights', 'teacher_arch', 'class_limit', 'max_per_class')
+    out = []
+    for c in cells:
+        if c.params.get('world') != 'paper': continue
+        cfg = Config(world='paper', dataset=c.params['dataset'], cache_dir=str(cache_dir), **{k: c.params[k] for k in fields if c.params.get(k) is not None})
+        out += [p for p in paper_input_problems(cfg, _cell_needs(c)) if p not in out]
+    return out
+
+def _cell_needs(c: GridCell) -> list:
+    "The paper-world inputs a cell's notebook asks its world for (as the notebooks' own `needs` lines say)."
+    from ddnb.evaluate import get_recipe
+    recipes = c.params.get('recipes', []) + [r for v in c.params.get('variants', []) for r in v.get('recipes', [])]
+    return (['data', 'generator'] + (['features'] if c.notebook == 'ims3.ipynb' or c.params.get('method') in ('Herding', 'K-Center') else [])
+            + (['teacher'] if any(get_recipe(r).label_mode == 'soft' for r in recipes) else []))
+
 def run_grid(profile: str = 'mini', reports_dir='reports', cache_dir=None,
-             only: str | list | None = None,   # run only cells whose name contains this (or any of these)
+             only: str | list | None = None,   # cells whose name contains this (or any of these); paper profiles: also artefact keys ('ims3/table1')
              force: bool = False,       # re-run cells this machine already finished
              cells: list | None = None, # explicit cells instead of the profile's grid
-             plan_only: bool = False) -> list:  # print the plan and stop
+             plan_only: bool = False,   # print the plan and stop
+             inputs: dict | None = None) -> list:  # paper profiles: data_root, model_dir, feature_weights, teacher_weights, …, device
     "Print the plan, then run every cell this machine has not finished under the same key, then rebuild the reports."
     out, cache_dir = profile_dir(profile, reports_dir), Path(cache_dir or default_cache_dir()).expanduser()
     if cache_dir.resolve().is_relative_to(out.resolve()):
         raise ValueError(f"cache dir {cache_dir} lies inside the reports folder {out}: point DDNB_CACHE / --cache-dir elsewhere")
+    pats = [only] if isinstance(only, str) else list(only or [])
+    keys = [o for o in pats if '/' in o]
+    if cells is None and profile_params(profile).get('artefacts'):
+        cells = grid_for(profile, keys or None, world_inputs(profile, cache_dir, inputs))
+    elif keys: raise ValueError(f"--only {keys}: artefact keys need a paper profile (paper, paper-tiny), not {profile!r}")
+    cells = select_cells(profile, [o for o in pats if '/' not in o] or None, cells)
+    problems = missing_inputs(cells, cache_dir)
+    if problems and not plan_only:
+        raise FileNotFoundError(f"profile {profile!r} needs {len(problems)} input(s) that are not on this machine; ddnb never downloads data or weights:\n  - "
+                                + '\n  - '.join(problems))
     out, cache_dir = writable_dir(out, 'reports folder'), writable_dir(cache_dir, 'cache dir')
-    cells = select_cells(profile, only, cells)
     if plan_only:
         plan = plan_grid(cells, out, cache_dir, profile, force)
-        print(format_plan(plan, profile, out, cache_dir), flush=True); return plan
+        print(format_plan(plan, profile, out, cache_dir), flush=True)
+        if problems: print('[ddnb] missing inputs (the run would stop here):\n  - ' + '\n  - '.join(problems), flush=True)
+        return plan
     with exclusive_lock(out/'.ddnb-run.lock', f'reports folder {out}', wait=False):
         return _run_locked(profile, reports_dir, out, cache_dir, cells, force)
 
@@ -524,13 +642,6 @@ def d3hr_sweeps_section(results: dict, out: Path) -> str:
             md += [f'![{study}](figures/d3hr_{study}.png)', '']
     return '\n'.join((['## D3HR ablations', ''] + md) if md else [])
 
-def paper_values(paper: str, table: str) -> list:
-    "Rows of the shipped `paper_results.csv` for one paper table."
-    import csv
-    from ddnb.data import reference_dir
-    with open(reference_dir()/'paper_results.csv', newline='') as f:
-        return [r for r in csv.DictReader(f) if r['paper'] == paper and r['table'] == table]
-
 def paper_table(paper: str, table: str, label=lambda r: f"{r['method']} ({r['setting']})" if r['setting'] else r['method']) -> str:
     "A paper table from `paper_results.csv` as markdown: one row per label, one column per dataset and IPC."
     rows = {}
@@ -632,6 +743,7 @@ def write_reports(profile: str, reports_dir='reports') -> Path:
     fails = sorted((out/'failures').glob('*.json')) if (out/'failures').is_dir() else []
     ref, hashes = load_reference(out), {c: file_sha256(out/'results'/f'{c}.json') for c in results}
     comparisons = compare_to_reference(results, ref, hashes)
+    if profile_params(profile).get('artefacts') if profile in PROFILES else False: return _write_artefact_reports(profile, out, results, fails)
     md = [f"# ddnb reports — profile `{profile}`", '',
           f"Generated by `ddnb reproduce --profile {profile}` from the result files in `results/`; executed notebooks in "
           "`notebooks/`. Every number below was written by a grid cell; the cell, profile and seeds are named beside it.", '']
@@ -645,6 +757,29 @@ def write_reports(profile: str, reports_dir='reports') -> Path:
         md += ['## Failed cells', '', *[f"- `{f.stem}`: {load_json(f)['error'][:300]}" for f in fails], '']
     with atomic_write(out/'README.md', 'w') as f: f.write('\n'.join(md))
     return out/'README.md'
+
+_TINY = ("**The tiny paper world.** Every cell below ran the paper-world code path — ImageNet class folders (real WordNet ids, "
+         "random JPEGs), a random-init 1000-class DiT with learned Σ and an AutoencoderKL in diffusers layout, timm φ and teacher — "
+         "with seconds-long budgets: IPCs capped at 2, one seed, one epoch at 32 px, 4 sampling steps. It proves that every "
+         "artefact's cells execute end to end; **its accuracies are meaningless** and are not results of any method.")
+
+def _write_artefact_reports(profile: str, out: Path, results: dict, fails: list) -> Path:
+    "README of a paper profile: one section per registered artefact, drawn by `artefact_section`."
+    from ddnb.artefacts import ARTEFACTS, artefact_section
+    worlds = sorted({json.dumps({k: r.get('world_info', {}).get(k) for k in ('world', 'device', 'class_limit', 'max_per_class')}) for r in results.values()})
+    md = [f"# ddnb reports — profile `{profile}`", '',
+          f"Generated by `ddnb reproduce --profile {profile}` from the result files in `results/`; executed notebooks in `notebooks/`. "
+          "One section per paper artefact (`ddnb reproduce --profile paper --only <key>` runs one); the paper column is "
+          "`paper_results.csv`, the ddnb columns are measured by the cells named under each table.", '']
+    if profile_params(profile).get('tiny_world'): md += [_TINY, '']
+    md += [f"Worlds of these results: {', '.join(f'`{w}`' for w in worlds) or 'none yet'}.", '']
+    for paper in ('IMS3', 'D3HR', 'DMGD'):
+        md += [f'## {paper}', '']
+        md += [artefact_section(a, results, out) for a in ARTEFACTS.values() if a.paper == paper]
+    if fails: md += ['## Failed cells', '', *[f"- `{f.stem}`: {load_json(f)['error'][:300]}" for f in fails], '']
+    with atomic_write(out/'README.md', 'w') as f: f.write('\n'.join(md))
+    return out/'README.md'
+
 
 # %% ../nbs/14_reproduce.ipynb #c014b
 _ROW_KEY = ('method', 'ipc', 'recipe', 'student', 'label_mode')

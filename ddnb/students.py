@@ -27,6 +27,7 @@ def build_student(name: str,  # a registered name, or 'timm:<model name>'
     "Build a student network for the given input and number of classes."
     if name.startswith('timm:'):
         import timm
+        if name[5:].startswith(('vit', 'deit')): kwargs.setdefault('img_size', image_size)   # transformers fix their patch grid to the input side
         try: return timm.create_model(name[5:], pretrained=False, num_classes=num_classes, in_chans=in_channels, **kwargs)
         except RuntimeError as e: raise ValueError(f"student {name!r}: {e}") from None
     if name not in STUDENTS: raise KeyError(f"student {name!r} is not registered; known: {sorted(STUDENTS)} or 'timm:<name>'")

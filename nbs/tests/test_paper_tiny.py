@@ -1,0 +1,52 @@
+"""The paper world through the grid: every registered paper artefact runs on the tiny paper world (`--profile paper-tiny`),
+and `--profile paper` without its inputs names each missing one before any work."""
+import json, os, subprocess, sys
+from pathlib import Path
+from ddnb.artefacts import ARTEFACTS
+from ddnb.data import class_list
+from ddnb.reproduce import load_results, grid_for, world_inputs
+
+
+def _ddnb(*args, cache, check=True):
+    env = dict(os.environ, DDNB_CACHE=str(cache), OMP_NUM_THREADS='1', DDNB_PROGRESS='0')
+    r = subprocess.run([sys.executable, '-m', 'ddnb.cli', *args], env=env, capture_output=True, text=True)
+    if check: assert r.returncode == 0, (r.stdout[-4000:], r.stderr[-4000:])
+    return r
+
+
+def test_paper_tiny_grid(tmp_path):
+    """Every paper-tiny cell runs on the paper-world path: ImageNet class names and 3×16×16 images in every result and
+    distilled set, one report section per artefact, and no mini-world object (digits DiT, digits CNN) built."""
+    cache, reports = tmp_path/'cache', tmp_path/'reports'
+    r = _ddnb('reproduce', '--profile', 'paper-tiny', '--reports-dir', str(reports), cache=cache)
+    cells = {c.name for c in grid_for('paper-tiny', inputs=world_inputs('paper-tiny', cache))}
+    results = load_results('paper-tiny', reports)
+    assert set(results) == cells and len(cells) >= 10, r.stdout[-3000:]
+    for name, res in results.items():
+        wi = res['world_info']
+        assert wi['world'] == 'paper' and wi['classes'] == class_list(res['dataset'])[:10], name
+        assert wi['image_shape'] == [3, 16, 16], name
+        assert res['rows'] and all(row['dataset'] == res['dataset'] and 0 <= row['top1'] <= 100 for row in res['rows']), name
+    manifests = list((reports/'paper-tiny'/'distilled').rglob('manifest.json'))
+    assert manifests
+    for m in manifests:
+        man = json.loads(m.read_text())
+        ds = m.relative_to(reports/'paper-tiny'/'distilled').parts[0]
+        assert man['classes'] == class_list(ds)[:10] and man['image_shape'] == [3, 16, 16], m
+    assert not (cache/'pretrain').exists() and not (cache/'real_classifier').exists()   # the mini world was never touched
+    readme = (reports/'paper-tiny'/'README.md').read_text()
+    for key in ARTEFACTS: assert f'### `{key}`' in readme, key
+    assert 'its accuracies are meaningless' in readme and 'not carried by ddnb' in readme
+    assert (reports/'paper-tiny'/'figures'/'artefacts'/'ims3-fig3.png').exists()
+
+
+def test_paper_profile_without_inputs_fails_before_any_work(tmp_path):
+    r = _ddnb('reproduce', '--profile', 'paper', '--only', 'ims3/table4', '--reports-dir', str(tmp_path/'reports'),
+              cache=tmp_path/'cache', check=False)
+    assert r.returncode == 2, r.stdout + r.stderr
+    for what in ('data_root is not set', 'model_dir is not set', '--feature-weights', '--teacher-weights', 'huggingface-cli download'):
+        assert what in r.stderr, (what, r.stderr)
+    assert not (tmp_path/'reports').exists()
+    r = _ddnb('reproduce', '--profile', 'paper', '--only', 'ims3/table4', '--data-root', str(tmp_path/'nowhere'), '--plan',
+              '--reports-dir', str(tmp_path/'reports'), cache=tmp_path/'cache')
+    assert 'ims3-table4@imagewoof-ims3' in r.stdout and 'DiT forwards' in r.stdout and f"{tmp_path/'nowhere'} does not exist" in r.stdout
