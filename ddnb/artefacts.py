@@ -180,8 +180,12 @@ def artefact_cells(artefacts: list, budget: dict) -> list:
     "(name, notebook file, params) per grid cell for `artefacts`; rows not carried make no cell."
     groups = {}
     for a in artefacts:
+        keep = None
+        if a.variants and budget.get('sweep_points'):   # paper-tiny: the first points of a sweep and its last, enough to run every code path
+            n = budget['sweep_points']
+            keep = {v['name'] for _, v in a.variants[:n - 1] + a.variants[-1:]}
         for r in a.rows():
-            if r['notebook'] is None: continue
+            if r['notebook'] is None or (keep is not None and r['name'] not in keep): continue
             nb, v = r['notebook'], r['variant']
             base = (nb, r['dataset'], v['name'] if nb == 'baselines' else None)
             gk = base if budget.get('merge') else (a.key, *base)

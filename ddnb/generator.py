@@ -52,6 +52,7 @@ class DiTGenerator(nn.Module):
         if emb_rows != num_classes + 1:
             raise ValueError(f"num_classes={num_classes}: the DiT's label table has {emb_rows} rows, expected num_classes + 1 (null class)")
         disable_label_dropout(transformer)
+        self.autocast = None   # a dtype (torch.bfloat16): DiT forwards run under autocast, outputs back in float32 (the paper world on CUDA)
 
     @property
     def null_class(self) -> int: return self.num_classes
@@ -86,7 +87,10 @@ class DiTGenerator(nn.Module):
     def output(self, z, t, y):
         "The transformer's raw output: ε, and with a learned Σ (DiT-XL/2) the variance interpolation v in the other half of the channels."
         t = torch.as_tensor(t, device=z.device)
-        return self.transformer(z, timestep=t.expand(len(z)) if t.ndim == 0 else t, class_labels=y).sample
+        t = t.expand(len(z)) if t.ndim == 0 else t
+        if self.autocast is None: return self.transformer(z, timestep=t, class_labels=y).sample
+        with torch.autocast(z.device.type, dtype=self.autocast):
+            return self.transformer(z, timestep=t, class_labels=y).sample.float()
 
     @property
     def learns_sigma(self) -> bool:

@@ -32,14 +32,14 @@ PROFILES = {
                   finetune_epochs=1, ims3_studies=['table4', 'alpha-beta', 'centroids'], student_batch=4),
     'faults': dict(world='mini', pretrain_steps=10, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,   # ddnb check
                    gate_n_per_class=1, recon_n=4, num_steps=4, ipcs=[1], seeds=[0], epochs=1, d3hr_studies=['main'], m=10, to_step=2),
-    'paper': dict(world='paper', artefacts=True, seeds=[0, 1, 2], num_steps=50, m=100000, to_step=31, finetune_epochs=8, G=5, k_real=200,
+    'paper': dict(world='paper', artefacts=True, seeds=[0, 1, 2], num_steps=50, guidance_scale=4.0, m=100000, to_step=31, finetune_epochs=8, G=5, k_real=200,
                   workers=1),
-    'paper-tiny': dict(world='paper', artefacts=True, tiny_world=True, merge=True, ipc_cap=2, seeds=[0], epochs=1, input_size=32, num_steps=4,
-                       m=100, to_step=2, finetune_epochs=1, G=2, k_real=4, workers=1),
+    'paper-tiny': dict(world='paper', artefacts=True, tiny_world=True, merge=True, ipc_cap=2, sweep_points=3, seeds=[0], epochs=1, input_size=32, num_steps=4,
+                       guidance_scale=4.0, m=100, to_step=2, finetune_epochs=1, G=2, k_real=4, workers=1),
 }
 BASELINES = ('Random', 'Herding', 'K-Center', 'DiT', 'DiT+CFG', 'Full')
-_ARTEFACT_BUDGET = ('seeds', 'epochs', 'input_size', 'ipc_cap', 'merge')   # what artefact_cells reads from a paper profile
-_PROFILE_ONLY = ('artefacts', 'tiny_world', 'ipc_cap', 'merge', 'd3hr_studies', 'ims3_studies')   # never notebook parameters
+_ARTEFACT_BUDGET = ('seeds', 'epochs', 'input_size', 'ipc_cap', 'merge', 'sweep_points')   # what artefact_cells reads from a paper profile
+_PROFILE_ONLY = ('artefacts', 'tiny_world', 'ipc_cap', 'merge', 'sweep_points', 'd3hr_studies', 'ims3_studies')   # never notebook parameters
 
 def profile_params(profile: str) -> dict:
     "The parameter overrides of a named profile."
@@ -760,7 +760,7 @@ def write_reports(profile: str, reports_dir='reports') -> Path:
 
 _TINY = ("**The tiny paper world.** Every cell below ran the paper-world code path — ImageNet class folders (real WordNet ids, "
          "random JPEGs), a random-init 1000-class DiT with learned Σ and an AutoencoderKL in diffusers layout, timm φ and teacher — "
-         "with seconds-long budgets: IPCs capped at 2, one seed, one epoch at 32 px, 4 sampling steps. It proves that every "
+         "with seconds-long budgets: IPCs capped at 2, one seed, one epoch at 32 px, 4 sampling steps, each sweep cut to 3 points. It proves that every "
          "artefact's cells execute end to end; **its accuracies are meaningless** and are not results of any method.")
 
 def _write_artefact_reports(profile: str, out: Path, results: dict, fails: list) -> Path:
