@@ -282,8 +282,8 @@ def _runtime_rows(a: Artefact, results: dict) -> list:
         for r in res.get('runtime', []):
             if res.get('dataset') != 'imagewoof' or r['method'] not in ('DiT', 'Minimax', 'IMS3'): continue
             rows.append({'method': r['method'], 'cell': f'`{cell}`', 'IPC': r['ipc'], 'device': res.get('world_info', {}).get('device', '?'),
-                         'fine-tune min (paper)': paper.get((r['method'], 'stage=fine-tuning'), '—'), 'fine-tune min (ddnb)': f"{r['finetune_min']:.2f}",
-                         'sampling min (paper)': paper.get((r['method'], 'stage=sampling'), '—'), 'sampling min (ddnb)': f"{r['sampling_min']:.2f}"})
+                         'fine-tune min (paper)': paper.get((r['method'], 'stage=fine-tuning'), '—'), 'fine-tune min (ddnb)': f"{r['finetune_min']:.3g}",
+                         'sampling min (paper)': paper.get((r['method'], 'stage=sampling'), '—'), 'sampling min (ddnb)': f"{r['sampling_min']:.3g}"})
     return rows
 
 def artefact_section(a: Artefact, results: dict, out: Path) -> str:

@@ -46,7 +46,7 @@ class MappingConfig:
     "How real latents are mapped to the Gaussian's domain."
     num_steps: int = 50
     to_step: int = 31                # inversion steps (D3HR: step 31 of 50)
-    guidance_scale: float = 1.0      # guidance during inversion (the official code uses 4.0 with DiT-XL/2)
+    guidance_scale: float = 1.0      # guidance during inversion and when sampling back (the official code uses 4.0 for both with DiT-XL/2)
     mapping: str = 'inversion'       # 'inversion' | 'ddpm' (Base-DDPM: forward noising) | 'pixel' (no diffusion: pixels)
     batch_size: int = 256
 
@@ -181,9 +181,9 @@ def d3hr_distill(gen: DiTGenerator | None, stats: dict, classes: list, ipc: int,
     if mc.mapping == 'pixel': x = z.clamp(0, 1)
     else:
         gl = y if gen_labels is None else gen_labels[y]
-        with torch.no_grad():
-            z0 = ddim_sample(gen, z.to(gen.device), gl.to(gen.device), mc.num_steps, 1.0, start_step=mc.num_steps - mc.to_step)
-            x = gen.decode(z0).cpu()
+        with torch.no_grad():   # in batches of mc.batch_size; sampled back with the mapping's guidance (official code: 4.0 both ways)
+            x = torch.cat([gen.decode(ddim_sample(gen, z[s].to(gen.device), gl[s].to(gen.device), mc.num_steps, mc.guidance_scale,
+                                                  start_step=mc.num_steps - mc.to_step)).cpu() for s in torch.arange(len(z)).split(mc.batch_size)])
     params = {'ipc': ipc, 'mapping': asdict(mc), 'group': asdict(gc), 'mean_group_score': sum(scores) / len(scores)}
     return DistilledSet(x, y, classes, method, params, [seed], source)
 

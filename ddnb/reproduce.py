@@ -32,10 +32,10 @@ PROFILES = {
                   finetune_epochs=1, ims3_studies=['table4', 'alpha-beta', 'centroids'], student_batch=4),
     'faults': dict(world='mini', pretrain_steps=10, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,   # ddnb check
                    gate_n_per_class=1, recon_n=4, num_steps=4, ipcs=[1], seeds=[0], epochs=1, d3hr_studies=['main'], m=10, to_step=2),
-    'paper': dict(world='paper', artefacts=True, seeds=[0, 1, 2], num_steps=50, guidance_scale=4.0, m=100000, to_step=31, finetune_epochs=8, G=5, k_real=200,
+    'paper': dict(world='paper', artefacts=True, seeds=[0, 1, 2], num_steps=50, guidance_scale=4.0, mapping_guidance=4.0, m=100000, to_step=31, finetune_epochs=8, G=5, k_real=200,
                   workers=1),
     'paper-tiny': dict(world='paper', artefacts=True, tiny_world=True, merge=True, ipc_cap=2, sweep_points=3, seeds=[0], epochs=1, input_size=32, num_steps=4,
-                       guidance_scale=4.0, m=100, to_step=2, finetune_epochs=1, G=2, k_real=4, workers=1),
+                       guidance_scale=4.0, mapping_guidance=4.0, m=100, to_step=2, finetune_epochs=1, G=2, k_real=4, workers=1),
 }
 BASELINES = ('Random', 'Herding', 'K-Center', 'DiT', 'DiT+CFG', 'Full')
 _ARTEFACT_BUDGET = ('seeds', 'epochs', 'input_size', 'ipc_cap', 'merge', 'sweep_points')   # what artefact_cells reads from a paper profile
