@@ -258,19 +258,23 @@ def artefact_table(a: Artefact, meas: list) -> tuple:
 
 # %% ../nbs/13a_artefacts.ipynb #c102
 def _figure(a: Artefact, used: list, path: Path) -> Path | None:
-    "Top-1 per swept variant (the first recipe), mean ± std over seeds, one line per dataset and IPC."
+    "Top-1 per swept value (the first recipe), mean ± std over seeds: one line per method of the sweep, dataset and IPC."
     import matplotlib.pyplot as plt
     from ddnb.reproduce import save_figure
     names = [v['name'] for _, v in a.variants]
+    family, value = (lambda n: n.split(' (')[0]), (lambda n: n.split('(')[-1].rstrip(')'))
+    ticks = list(dict.fromkeys(value(n) for n in names))
     pts = {}
     for m in used:
         if m['method'] in names and _base_recipe(m['recipe']) == a.recipes[0]: pts.setdefault((m['dataset'], m['ipc']), {})[m['method']] = m
     if not pts: return None
-    fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(names)), 3.2))
+    fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(ticks)), 3.2))
     for (ds, ipc), got in sorted(pts.items()):
-        xs = [i for i, n in enumerate(names) if n in got]
-        ax.errorbar(xs, [got[names[i]]['mean'] for i in xs], [got[names[i]]['std'] for i in xs], marker='o', capsize=3, label=f'{ds} IPC {ipc}')
-    ax.set_xticks(range(len(names)), [n.split('(')[-1].rstrip(')') for n in names], rotation=45, ha='right', fontsize=7)
+        for fam in dict.fromkeys(family(n) for n in names):
+            run = [n for n in names if n in got and family(n) == fam]
+            if run: ax.errorbar([ticks.index(value(n)) for n in run], [got[n]['mean'] for n in run], [got[n]['std'] for n in run],
+                                marker='o', capsize=3, label=f'{fam}, {ds} IPC {ipc}')
+    ax.set_xticks(range(len(ticks)), ticks, rotation=45, ha='right', fontsize=7)
     ax.set_xlabel(a.x_label); ax.set_ylabel(f'top-1 % ({a.recipes[0]})'); ax.legend(fontsize=7); ax.set_title(f'{a.key}: {a.title}', fontsize=9)
     return save_figure(fig, path)
 
