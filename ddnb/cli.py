@@ -112,7 +112,8 @@ def main(argv=None) -> int:
     "Entry point of the `ddnb` command."
     a = parser().parse_args(argv)
     if a.command == 'reproduce':
-        inputs = {k: getattr(a, k) for k in ('data_root', 'model_dir', 'feature_weights', 'feature_model', 'teacher_weights', 'teacher_arch', 'device')}
+        from ddnb.world import PAPER_INPUTS
+        inputs = {k: getattr(a, k) for k in (*PAPER_INPUTS, 'device')}
         try: status = run_grid(a.profile, a.reports_dir, a.cache_dir, a.only, a.force, plan_only=a.plan, inputs=inputs)
         except (ValueError, OSError, RuntimeError) as e: print(f"ddnb reproduce: error: {e}", file=sys.stderr); return 2   # before any cell ran
         if a.plan: return 0
@@ -132,9 +133,9 @@ def main(argv=None) -> int:
         if bad: print(f"ddnb check: error: unknown scenario(s) {bad}; known {list(SCENARIOS)}", file=sys.stderr); return 2
         return 0 if run_battery(a.dir, a.scenarios or tuple(SCENARIOS), seed=a.seed).all_good else 1
     if a.command == 'make-tiny-world':
-        from ddnb.world import make_tiny_world
+        from ddnb.world import make_tiny_world, PAPER_INPUTS
         p = make_tiny_world(a.dir)
-        print(' '.join(f"--{k.replace('_', '-')} {v}" for k, v in p.items() if k in ('data_root', 'model_dir', 'feature_weights', 'feature_model', 'teacher_weights', 'teacher_arch')))
+        print(' '.join(f"--{k.replace('_', '-')} {p[k]}" for k in PAPER_INPUTS))
         return 0
     if a.command == 'bench':
         {'students': bench_students, 'd3hr': bench_d3hr, 'generator': bench_generator}[a.what](a); return 0

@@ -12,11 +12,12 @@ from .core import Config, StageCache, fingerprint, get_device, save_json
 from .data import ImageSet, ImageNetSubset, load_digits_split, class_list, imagenet1k_index, SUBSETS, IMAGE_SUFFIXES
 
 # %% auto #0
-__all__ = ['NEEDS', 'TINY_MODEL', 'DIT_XL2', 'DIT_XL2_GFLOPS', 'PaperInputsMissing', 'world_classes', 'paper_input_problems',
-           'check_paper_inputs', 'paper_real', 'World', 'make_tiny_world', 'bench_generator']
+__all__ = ['NEEDS', 'PAPER_INPUTS', 'TINY_MODEL', 'DIT_XL2', 'DIT_XL2_GFLOPS', 'PaperInputsMissing', 'world_classes',
+           'paper_input_problems', 'check_paper_inputs', 'paper_real', 'World', 'make_tiny_world', 'bench_generator']
 
 # %% ../nbs/05b_world.ipynb #c006
 NEEDS = ('data', 'generator', 'features', 'teacher')
+PAPER_INPUTS = ('data_root', 'model_dir', 'feature_weights', 'feature_model', 'teacher_weights', 'teacher_arch')   # the paper world's local inputs (Config fields, CLI flags)
 
 class PaperInputsMissing(FileNotFoundError):
     "The paper world was asked for inputs that are not on this machine; the message lists each one."
