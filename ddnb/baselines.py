@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from .data import ImageSet
 from .distilled import DistilledSet
-from .ddim import sample_images
+from .samplers import generate, recorded_opts
 from .core import torch_generator
 
 # %% auto #0
@@ -82,10 +82,12 @@ def full_baseline(real: ImageSet) -> DistilledSet:
 
 def dit_baseline(gen, classes: list, ipc: int, seed: int = 0, guidance_scale: float = 1.0, num_steps: int = 50,
                  gen_labels: torch.Tensor | None = None,  # the generator's label for each class (ImageNet-1K index in the paper world)
-                 source: str = '') -> DistilledSet:
-    "Plain class-conditional DDIM samples: IPC per class."
+                 source: str = '',
+                 sampler: str = 'ddim', sampler_opts: dict | None = None,  # any registered sampler (`03b_samplers`) and its options
+                 real=None) -> DistilledSet:  # the train set, for samplers that match real data (DMGD)
+    "Class-conditional samples of a registered sampler (DDIM by default): IPC per class."
     y = torch.arange(len(classes)).repeat_interleave(ipc)
-    gl = y if gen_labels is None else gen_labels[y]
-    x = sample_images(gen, gl, seed=seed, num_steps=num_steps, guidance_scale=guidance_scale)
+    x = generate(sampler, gen, y, gen_labels, seed, num_steps, guidance_scale, real=real, **(sampler_opts or {}))
     name = 'DiT' if guidance_scale == 1.0 else 'DiT+CFG'
-    return DistilledSet(x, y, classes, name, {'ipc': ipc, 'guidance_scale': guidance_scale, 'num_steps': num_steps}, [seed], source)
+    extra = {} if sampler == 'ddim' else {'sampler': sampler, **({'sampler_opts': recorded_opts(sampler_opts)} if sampler_opts else {})}
+    return DistilledSet(x, y, classes, name, {'ipc': ipc, 'guidance_scale': guidance_scale, 'num_steps': num_steps, **extra}, [seed], source)

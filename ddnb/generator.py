@@ -19,7 +19,7 @@ __all__ = ['DIT_XL2_REPO', 'IdentityCodec', 'VAECodec', 'dit_scheduler', 'disabl
 class IdentityCodec(nn.Module):
     "Pixel-space codec: z = 2x − 1."
     def encode(self, x): return x * 2 - 1
-    def decode(self, z): return ((z + 1) / 2).clamp(0, 1)
+    def decode(self, z, grad: bool = False): return ((z + 1) / 2).clamp(0, 1)
 
 class VAECodec(nn.Module):
     "Latent codec around a diffusers `AutoencoderKL`: z = scaling_factor · mean(E(2x − 1))."
@@ -28,8 +28,8 @@ class VAECodec(nn.Module):
         self.scaling_factor = float(getattr(vae.config, 'scaling_factor', 0.18215))
     @torch.no_grad()
     def encode(self, x): return self.vae.encode(x * 2 - 1).latent_dist.mean * self.scaling_factor
-    @torch.no_grad()
-    def decode(self, z): return ((self.vae.decode(z / self.scaling_factor).sample + 1) / 2).clamp(0, 1)
+    def decode(self, z, grad: bool = False):  # grad: keep the graph (guidance through the decoder)
+        with torch.set_grad_enabled(grad): return ((self.vae.decode(z / self.scaling_factor).sample + 1) / 2).clamp(0, 1)
 
 # %% ../nbs/02_generator.ipynb #c009
 def dit_scheduler(num_train_timesteps: int = 1000) -> DDIMScheduler:
@@ -98,7 +98,7 @@ class DiTGenerator(nn.Module):
         return self.transformer.config.out_channels == 2 * self.transformer.config.in_channels
 
     def encode(self, x): return self.codec.encode(x)
-    def decode(self, z): return self.codec.decode(z)
+    def decode(self, z, grad: bool = False): return self.codec.decode(z, grad)
 
 # %% ../nbs/02_generator.ipynb #c011
 def mini_dit(pcfg: PretrainConfig = PretrainConfig(), num_classes: int = 10, image_size: int = 8, channels: int = 1) -> DiTGenerator:

@@ -14,32 +14,34 @@ from .artefacts import paper_values
 
 # %% auto #0
 __all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'ims3_studies',
-           'declared_parameters', 'grid_for', 'code_version', 'cell_key', 'Journal', 'profile_dir', 'run_cell',
-           'select_cells', 'plan_grid', 'cell_cost', 'format_plan', 'set_aside_results', 'world_inputs',
+           'sampler_studies', 'declared_parameters', 'grid_for', 'code_version', 'cell_key', 'Journal', 'profile_dir',
+           'run_cell', 'select_cells', 'plan_grid', 'cell_cost', 'format_plan', 'set_aside_results', 'world_inputs',
            'missing_inputs', 'run_grid', 'clean_leftovers', 'result_problem', 'load_results', 'markdown_table',
            'foundation_section', 'baseline_rows', 'accuracy_rule', 'per_seed_top1', 'baselines_section', 'study_table',
-           'study_figure', 'd3hr_sweeps_section', 'paper_table', 'ims3_section', 'ims3_sweeps_section', 'write_reports',
-           'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement', 'compare_to_reference',
-           'reproduction_section', 'save_figure', 'image_grid_figure', 'distilled_figure']
+           'study_figure', 'd3hr_sweeps_section', 'paper_table', 'ims3_section', 'ims3_sweeps_section', 'versus_base',
+           'samplers_section', 'write_reports', 'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement',
+           'compare_to_reference', 'reproduction_section', 'save_figure', 'image_grid_figure', 'distilled_figure']
 
 # %% ../nbs/14_reproduce.ipynb #c007
 PROFILES = {
     'mini': dict(world='mini', pretrain_steps=5000, gate_n_per_class=100, recon_n=540, num_steps=50,
                  ipcs=[1, 2, 5, 10], seeds=[0, 1, 2, 3, 4], d3hr_studies=['main', 'losses', 'steps', 'm', 'variance'], m=10000,
-                 finetune_epochs=8, ims3_studies=['table4', 'alpha-beta', 'k', 'g', 'lambda', 'loss', 'features', 'centroids']),
+                 finetune_epochs=8, ims3_studies=['table4', 'alpha-beta', 'k', 'g', 'lambda', 'loss', 'features', 'centroids'],
+                 sampler_studies=['dmgd-main', 'dmgd-ablation', 'igds-main', 'igds-beta']),
     'smoke': dict(world='mini', pretrain_steps=40, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,
                   gate_n_per_class=4, recon_n=20, num_steps=10, ipcs=[1, 2], seeds=[0, 1], epochs=2, d3hr_studies=['main'], m=100, to_step=6,
                   finetune_epochs=1, ims3_studies=['table4', 'alpha-beta', 'centroids'], student_batch=4),
     'faults': dict(world='mini', pretrain_steps=10, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,   # ddnb check
                    gate_n_per_class=1, recon_n=4, num_steps=4, ipcs=[1], seeds=[0], epochs=1, d3hr_studies=['main'], m=10, to_step=2),
     'paper': dict(world='paper', artefacts=True, seeds=[0, 1, 2], num_steps=50, guidance_scale=4.0, mapping_guidance=4.0, m=100000, to_step=31, finetune_epochs=8, G=5, k_real=200,
-                  workers=1),
+                  sampler='ddpm', sampler_opts={'guided_channels': 3}, workers=1),
     'paper-tiny': dict(world='paper', artefacts=True, tiny_world=True, merge=True, ipc_cap=2, sweep_points=3, seeds=[0], epochs=1, input_size=32, num_steps=4,
-                       guidance_scale=4.0, mapping_guidance=4.0, m=100, to_step=2, finetune_epochs=1, G=2, k_real=4, workers=1),
+                       guidance_scale=4.0, mapping_guidance=4.0, m=100, to_step=2, finetune_epochs=1, G=2, k_real=4,
+                       sampler='ddpm', sampler_opts={'guided_channels': 3}, workers=1),
 }
 BASELINES = ('Random', 'Herding', 'K-Center', 'DiT', 'DiT+CFG', 'Full')
 _ARTEFACT_BUDGET = ('seeds', 'epochs', 'input_size', 'ipc_cap', 'merge', 'sweep_points')   # what artefact_cells reads from a paper profile
-_PROFILE_ONLY = ('artefacts', 'tiny_world', 'ipc_cap', 'merge', 'sweep_points', 'd3hr_studies', 'ims3_studies')   # never notebook parameters
+_PROFILE_ONLY = ('artefacts', 'tiny_world', 'ipc_cap', 'merge', 'sweep_points', 'd3hr_studies', 'ims3_studies', 'sampler_studies')   # never notebook parameters
 
 def profile_params(profile: str) -> dict:
     "The parameter overrides of a named profile."
@@ -100,6 +102,31 @@ def ims3_studies(p: dict) -> dict:
         'centroids': ([dit, minimax, ims3('IMS3 (generated centroids)', centroids='gen'), ims3('IMS3 (real centroids)')], small, hard),
     }
 
+def sampler_studies(p: dict) -> dict:
+    "DMGD and IGDS (reconstruction) studies of the grid: name → (variants, IPCs, recipes). Each guided variant names its base (`vs`)."
+    ipcs, hard = p['ipcs'], ['mini-hard']
+    sweep_ipc, ends = [ipcs[1] if len(ipcs) > 1 else ipcs[0]], [ipcs[0], ipcs[-1]] if len(ipcs) > 1 else ipcs
+    im = {'loss': 'im'}
+    def v(name, sampler=None, vs=None, **parts): return {'name': name, **({'sampler': sampler} if sampler else {}), **({'vs': vs} if vs else {}), **parts}
+    ddpm, dmgd, igds = {'name': 'ddpm'}, lambda **o: {'name': 'dmgd', **o}, lambda **o: {'name': 'igds', **o}
+    return {
+        'dmgd-main': ([v('DiT'), v('DDPM', ddpm), v('DMGD', dmgd(), 'DDPM'), v('DMGD s=0.05', dmgd(s=0.05), 'DDPM'),
+                       v('IM+DDPM', ddpm, finetune=im), v('IM+DMGD', dmgd(), 'IM+DDPM', finetune=im),
+                       v('DDPM+S3', ddpm, s3={}), v('DMGD+S3', dmgd(), 'DDPM+S3', s3={}),
+                       v('IM+DDPM+S3', ddpm, finetune=im, s3={}), v('IM+DMGD+S3', dmgd(), 'IM+DDPM+S3', finetune=im, s3={})],
+                      ipcs, ['mini-hard', 'mini-soft']),
+        'dmgd-ablation': ([v('DDPM', ddpm), v('semantic only', dmgd(distribution=False), 'DDPM'), v('distribution only', dmgd(semantic=False), 'DDPM'),
+                           v('both (DMGD)', dmgd(), 'DDPM'), v('class-mean prototypes', dmgd(prototypes='mean'), 'DDPM'),
+                           v('random real prototypes', dmgd(prototypes='random'), 'DDPM'), v('guidance at all steps', dmgd(window=None), 'DDPM'),
+                           v('no progressive memory', dmgd(progressive=False), 'DDPM'), v('paper soft-label form', dmgd(preset='dmgd-paper'), 'DDPM'),
+                           *[v(f's={s:g}', dmgd(s=s), 'DDPM') for s in (0.05, 0.2, 0.5, 1, 2, 5)]], sweep_ipc, hard),
+        'igds-main': ([v('DDPM', ddpm), v('IGDS', igds(), 'DDPM'), v('IGDS, q = classifier', igds(q='classifier'), 'DDPM'),
+                       v('prototype term only', igds(context=False), 'DDPM'), v('context term only', igds(prototype=False), 'DDPM'),
+                       v('IM+DDPM', ddpm, finetune=im), v('IM+IGDS', igds(), 'IM+DDPM', finetune=im),
+                       v('DDPM+S3', ddpm, s3={}), v('IGDS+S3', igds(), 'DDPM+S3', s3={})], ipcs, ['mini-hard', 'mini-soft']),
+        'igds-beta': ([v('DDPM', ddpm), *[v(f'β0={b:g}', igds(beta0=b), 'DDPM') for b in (0, 0.25, 1, 4, 16)]], ends, hard),
+    }
+
 def declared_parameters(notebook: str) -> dict:
     "The parameters an experiment notebook declares in its `parameters` cell: name → papermill's description."
     import papermill as pm
@@ -112,8 +139,8 @@ def grid_for(profile: str,
     p = profile_params(profile)
     if p.get('artefacts'): return _artefact_grid(p, artefacts, inputs or {})
     if artefacts: raise ValueError(f"profile {profile!r} has no paper artefacts ({artefacts}): use --profile paper or paper-tiny")
-    base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'ims3_studies', 'm', 'to_step', 'finetune_epochs')}
-    d3hr, ims3 = d3hr_studies(p), ims3_studies(p)
+    base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'ims3_studies', 'sampler_studies', 'm', 'to_step', 'finetune_epochs')}
+    d3hr, ims3 = d3hr_studies(p), {**ims3_studies(p), **sampler_studies(p)}
     cells = _grid_cells(p, base, d3hr, ims3)
     declared = {nb: set(declared_parameters(nb)) for nb in dict.fromkeys(c.notebook for c in cells)}
     unused = set(base) - set().union(*declared.values())
@@ -140,7 +167,10 @@ def _grid_cells(p, base, d3hr, ims3) -> list:
              for name in p.get('d3hr_studies', [])] +
             [GridCell(f'ims3-{name}', 'ims3.ipynb', dict(base, study=name, variants=ims3[name][0], ipcs=ims3[name][1],
                                                          recipes=ims3[name][2], finetune_epochs=p['finetune_epochs']))
-             for name in p.get('ims3_studies', [])])
+             for name in p.get('ims3_studies', [])] +
+            [GridCell(name, 'ims3.ipynb', dict(base, study=name, cell_name=name, variants=ims3[name][0], ipcs=ims3[name][1],
+                                               recipes=ims3[name][2], finetune_epochs=p['finetune_epochs']))
+             for name in p.get('sampler_studies', [])])
 
 # %% ../nbs/14_reproduce.ipynb #c010b
 _PACKAGE_HASH = {}
@@ -737,6 +767,52 @@ def ims3_sweeps_section(results: dict, out: Path) -> str:
     return '\n'.join((['## IMS3 sweeps', '', 'Each sweep varies one knob of IMS3 (IM-tuned DiT + S³, defaults as in `ims3-table4`) '
                         'with everything else fixed; seeds share candidates and students across variants.', ''] + md) if md else [])
 
+def versus_base(res: dict) -> list:
+    "Each guided variant against its base (`vs`) per IPC and recipe: the mean of the per-seed differences ± its standard error, and a verdict."
+    top = {}
+    for r in res['rows']: top[(r['method'], r['ipc'], r['recipe'], r['seed'])] = r['top1']
+    out = []
+    for v in res['variants']:
+        if not v.get('vs'): continue
+        for i in res['ipcs']:
+            for rc in res['recipes']:
+                d = [top[(v['name'], i, rc, s)] - top[(v['vs'], i, rc, s)] for s in res['seeds']
+                     if (v['name'], i, rc, s) in top and (v['vs'], i, rc, s) in top]
+                if not d: continue
+                m = float(np.mean(d)); se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float('nan')
+                verdict = ('helps' if m > 2 * se else 'hurts' if m < -2 * se else 'within noise') if len(d) > 1 else 'one seed'
+                out.append({'variant': v['name'], 'vs': v['vs'], 'IPC': i, 'recipe': rc, 'Δ top-1': f"{m:+.1f} ± {se:.1f}", 'n': len(d), 'verdict': verdict})
+    return out
+
+_SAMPLER_STUDIES = {'dmgd-main': 'DMGD with fine-tunes and S³ (composition)', 'dmgd-ablation': 'DMGD ablation: parts, prototypes, window, s, memory, soft-label form',
+                    'igds-main': 'IGDS (reconstruction): terms, q, compositions', 'igds-beta': 'IGDS (reconstruction): β₀ sweep per IPC (β = β₀·log₂ IPC)'}
+
+def samplers_section(results: dict, out: Path) -> str:
+    "Markdown + figures of the guided-sampler studies: every variant's table and each guided variant against its base sampler."
+    md = []
+    for study, title in _SAMPLER_STUDIES.items():
+        res = results.get(study)
+        if not res: continue
+        res = {'cell': study, **res}
+        md += [_study_header(res, title), '', markdown_table(*study_table(res)), '']
+        vs = versus_base(res)
+        if vs:
+            md += ['Against the base sampler (paired by seed; Δ = mean of the per-seed differences ± its standard error; '
+                   '"helps" / "hurts" when |Δ| > 2 SE):', '', markdown_table(vs, list(vs[0])), '']
+        names = [v['name'] for v in res['variants']]
+        sweep = {'dmgd-ablation': ('s', 's (OT guidance scale)'), 'igds-beta': ('β0', 'β₀')}.get(study)
+        if sweep:
+            pts = [(n.split('=')[-1], n) for n in names if n.startswith(sweep[0] + '=')]
+            fig = out/'figures'/f'{study}.png'
+            study_figure(res, {'': pts}, sweep[1], fig)
+            md += [f'![{study}](figures/{study}.png)', '']
+    head = ['## Guided samplers: DMGD and IGDS (reconstruction)', '',
+            'Variants compose a fine-tune, a sampler of the registry (`03b_samplers`) and S³ in the `ims3` notebook. DMGD follows the '
+            'official code (`07b_dmgd`); **IGDS is our reconstruction from the abstract** (`07c_igds`, every assumption written there). '
+            'The base of both is the DDPM ancestral sampler; `DiT` is DDIM. Mini world: pixel-space DiT without learned Σ (DDPM with the '
+            'posterior variance), guidance scale of the cell.', '']
+    return '\n'.join(head + md) if md else ''
+
 def write_reports(profile: str, reports_dir='reports') -> Path:
     "Rebuild `reports/<profile>/README.md` from the result files and list failed cells."
     out, results = profile_dir(profile, reports_dir), load_results(profile, reports_dir)
@@ -753,6 +829,7 @@ def write_reports(profile: str, reports_dir='reports') -> Path:
     md.append(ims3_section(results))
     md.append(ims3_sweeps_section(results, out))
     md.append(d3hr_sweeps_section(results, out))
+    md.append(samplers_section(results, out))
     if fails:
         md += ['## Failed cells', '', *[f"- `{f.stem}`: {load_json(f)['error'][:300]}" for f in fails], '']
     with atomic_write(out/'README.md', 'w') as f: f.write('\n'.join(md))
@@ -773,8 +850,8 @@ def _write_artefact_reports(profile: str, out: Path, results: dict, fails: list)
           "`paper_results.csv`, the ddnb columns are measured by the cells named under each table.", '']
     if profile_params(profile).get('tiny_world'): md += [_TINY, '']
     md += [f"Worlds of these results: {', '.join(f'`{w}`' for w in worlds) or 'none yet'}.", '']
-    for paper in ('IMS3', 'D3HR', 'DMGD'):
-        md += [f'## {paper}', '']
+    for paper in dict.fromkeys(a.paper for a in ARTEFACTS.values()):   # IMS3, D3HR, DMGD, IGDS (reconstruction)
+        md += [f'## {paper}' + (' (reconstruction: no paper numbers)' if paper == 'IGDS' else ''), '']
         md += [artefact_section(a, results, out) for a in ARTEFACTS.values() if a.paper == paper]
     if fails: md += ['## Failed cells', '', *[f"- `{f.stem}`: {load_json(f)['error'][:300]}" for f in fails], '']
     with atomic_write(out/'README.md', 'w') as f: f.write('\n'.join(md))

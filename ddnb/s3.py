@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from .data import ImageSet
 from .distilled import DistilledSet
-from .ddim import sample_images
+from .samplers import generate, recorded_opts
 
 # %% auto #0
 __all__ = ['S3_PRESETS', 'centroid', 'real_centroids', 'subgroup_centroids', 'paper_objective', 'code_objective',
@@ -94,17 +94,19 @@ def exhaustive_subgroups(c: torch.Tensor, r: torch.Tensor, objective: str = 'pap
 
 # %% ../nbs/08_s3.ipynb #c014
 def sample_candidates(gen, num_classes: int, ipc: int, G: int = 5, seed: int = 0, guidance_scale: float = 1.0,
-                      num_steps: int = 50, gen_labels: torch.Tensor | None = None) -> torch.Tensor:
+                      num_steps: int = 50, gen_labels: torch.Tensor | None = None,
+                      sampler: str = 'ddim', sampler_opts: dict | None = None,  # any registered sampler (`03b_samplers`) and its options
+                      real=None) -> torch.Tensor:  # the train set, for samplers that match real data (DMGD)
     "G·IPC generated images per class, class-major (C·G·IPC, ...): the candidates S³ chooses from."
     y = torch.arange(num_classes).repeat_interleave(G * ipc)
-    return sample_images(gen, y if gen_labels is None else gen_labels[y], seed=seed, num_steps=num_steps, guidance_scale=guidance_scale)
+    return generate(sampler, gen, y, gen_labels, seed, num_steps, guidance_scale, real=real, **(sampler_opts or {}))
 
 S3_PRESETS = {
     # IMS3 paper, Eq. 10: α = β = 1, greedy per class
     'ims3-paper': dict(objective='paper', alpha=1.0, beta=1.0, G=5, k_real=200),
     # official run.sh / centroid.py: code objective, α 0.4, β 0.9, G 5, K_i ≤ 200, ≤ 5 rounds of coordinate ascent; candidates
-    # from CFG 4, 50 steps. The official candidates come from the DDPM ancestral sampler on EMA weights; ddnb's from DDIM
-    # until the DDPM sampler lands (recorded in the set's params as `candidate_sampler`).
+    # from CFG 4, 50 steps, sampled with the DDPM ancestral sampler and DiT-style guidance on 3 channels (the paper profile's
+    # sampler='ddpm', guided_channels=3; the mini world samples with DDIM; the set's params record `candidate_sampler`).
     'ims3-official': dict(objective='code', alpha=0.4, beta=0.9, G=5, k_real=200, guidance_scale=4.0, num_steps=50),
 }
 
@@ -119,11 +121,13 @@ def s3_distill(gen, phi, real: ImageSet, ipc: int, G: int = 5, seed: int = 0, ob
                gen_labels: torch.Tensor | None = None,
                candidates: torch.Tensor | None = None,  # `sample_candidates` output to reuse (sweeps over selection knobs)
                preset: str | None = None,  # the `S3_PRESETS` name these arguments came from (recorded)
+               sampler: str = 'ddim', sampler_opts: dict | None = None,  # how candidates are sampled (when not given)
                ) -> DistilledSet:
     "Selective Subgroup Sampling: the chosen subgroup of G candidate groups of `ipc` samples per class."
     if centroids not in ('real', 'gen'): raise ValueError(f"centroids={centroids!r}: expected 'real' or 'gen'")
     C = real.num_classes
-    x = sample_candidates(gen, C, ipc, G, seed, guidance_scale, num_steps, gen_labels) if candidates is None else candidates
+    x = (sample_candidates(gen, C, ipc, G, seed, guidance_scale, num_steps, gen_labels, sampler, sampler_opts, real)
+         if candidates is None else candidates)
     if len(x) != C * G * ipc: raise ValueError(f"candidates: {len(x)} images, expected C·G·IPC = {C}·{G}·{ipc}")
     f = phi(x).view(C, G * ipc, -1)
     c = subgroup_centroids(f, G)
@@ -131,7 +135,7 @@ def s3_distill(gen, phi, real: ImageSet, ipc: int, G: int = 5, seed: int = 0, ob
     choice = select_subgroups(c, r, objective, alpha, beta)
     xs = x.view(C, G, ipc, *x.shape[1:])[torch.arange(C), torch.tensor(choice)].flatten(0, 1)
     params = {'ipc': ipc, 'G': G, 'objective': objective, 'alpha': alpha, 'beta': beta, 'k_real': k_real, 'centroids': centroids,
-              'guidance_scale': guidance_scale, 'num_steps': num_steps, 'choice': choice, 'candidate_sampler': 'ddim',
+              'guidance_scale': guidance_scale, 'num_steps': num_steps, 'choice': choice, 'candidate_sampler': sampler, **({'sampler_opts': recorded_opts(sampler_opts)} if sampler_opts else {}),
               **({'preset': preset} if preset else {})}
     return DistilledSet(xs, torch.arange(C).repeat_interleave(ipc), real.classes, method, params, [seed], real.fingerprint())
 
