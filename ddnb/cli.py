@@ -8,7 +8,7 @@ import argparse, sys
 from .reproduce import run_grid, write_reports, freeze_reference, PROFILES
 
 # %% auto #0
-__all__ = ['parser', 'bench_d3hr', 'bench_students', 'bench_generator', 'main']
+__all__ = ['parser', 'bench_d3hr', 'bench_students', 'bench_samplers', 'bench_generator', 'main']
 
 # %% ../nbs/15_cli.ipynb #c004
 def parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--only', default=None, nargs='+', help='run only cells whose name contains this (or any of these)')
     r.add_argument('--force', action='store_true', help='re-run cells this machine already finished (see the plan)')
     r.add_argument('--plan', action='store_true', help='print the plan (cells to reuse / run, estimated time) and stop')
+    r.add_argument('--jobs', type=int, default=None, help='cells run at once, one thread each (default: the profile setting, else 1)')
     r.add_argument('--reports-dir', default='reports')
     r.add_argument('--cache-dir', default=None, help='stage cache and run journal (default $DDNB_CACHE or ~/.cache/ddnb)')
     for flag, what in (('--data-root', 'paper: ImageNet root holding train/<wnid>/ and val/<wnid>/'),
@@ -42,14 +43,14 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument('--dir', default=None, help='work folder (default: a new temp folder)')
     c.add_argument('--seed', type=int, default=0, help='seeds the random kill moments')
     b = sub.add_parser('bench', help='print throughput benchmarks of this machine')
-    b.add_argument('what', choices=['students', 'd3hr', 'generator'])
-    b.add_argument('--model', default='dit-xl-2', choices=['dit-xl-2', 'tiny'], help='generator: DiT-XL/2 + SD-VAE configs with random weights, or the tiny paper world')
+    b.add_argument('what', choices=['students', 'd3hr', 'generator', 'samplers'])
+    b.add_argument('--model', default=None, choices=['dit-xl-2', 'tiny', 'mini'], help='generator (default dit-xl-2): DiT-XL/2 + SD-VAE configs with random weights, or the tiny paper world; samplers (default mini): also the mini DiT')
     b.add_argument('--gen-batch', type=int, default=8, help='generator: images per forward')
     b.add_argument('--cache-dir', default=None, help='generator: where the measured cost is kept for `reproduce --plan`')
-    b.add_argument('--image-size', type=int, default=16)
-    b.add_argument('--channels', type=int, default=1)
+    b.add_argument('--image-size', '--size', type=int, default=16, help='students: input side (224 for the paper students)')
+    b.add_argument('--channels', type=int, default=None, help='students: input channels (default: 1 up to 16 px as digits, else 3)')
     b.add_argument('--batch-size', type=int, default=64)
-    b.add_argument('--steps', type=int, default=30)
+    b.add_argument('--steps', type=int, default=None, help='students: training steps (30); generator: timed forwards (3); samplers: sampling steps (10)')
     b.add_argument('--threads', type=int, default=None, help='torch threads (default: all)')
     b.add_argument('--width', type=int, default=None, help='ConvNet width (default 128)')
     b.add_argument('--m', type=float, nargs='+', default=[1e3, 1e5, 1e7], help='d3hr: candidate groups per class')
@@ -81,6 +82,7 @@ def bench_students(a) -> list:
     import torch
     from ddnb.evaluate import student_throughput, get_recipe
     if a.threads: torch.set_num_threads(a.threads)
+    a.channels = a.channels or (3 if a.image_size > 16 else 1)
     if a.batched:
         from ddnb.batched import bench_batched
         r = get_recipe(a.recipe)
@@ -92,15 +94,32 @@ def bench_students(a) -> list:
         for x in rows: print(f"  {x['K']:>4}  {x['students_epochs_per_s']:>26.2f}  {x['sequential_students_epochs_per_s']:>11.2f}  {x['ratio']:>5.1f}×")
         return rows
     kw = {'convnet': {'width': a.width}} if a.width else None
-    rows = student_throughput(('convnet', 'resnetap10', 'resnet18'), a.image_size, a.channels, a.batch_size, a.steps, kw)
-    print(f"student training throughput, {a.channels}x{a.image_size}x{a.image_size}, batch {a.batch_size}, {torch.get_num_threads()} threads:")
+    rows = student_throughput(('convnet', 'resnetap10', 'resnet18'), a.image_size, a.channels, a.batch_size, a.steps or 30, kw, a.device)
+    print(f"student training throughput, {a.channels}x{a.image_size}x{a.image_size}, batch {a.batch_size}, {torch.get_num_threads()} threads, {a.device}:")
     for r in rows: print(f"  {r['student']:12s} {r['params']:>10,d} params  {r['images_per_s']:9.1f} images/s")
+    if not kw:
+        from ddnb.reproduce import save_student_cost
+        print(f"  kept in {save_student_cost(rows, a.device, a.cache_dir)} for `ddnb reproduce --plan` (student hours)")
+    return rows
+
+def bench_samplers(a) -> list:
+    "Print seconds per image of DDPM, DMGD (its window and every step) and IGDS (reconstruction), and each one's ratio to DDPM, side by side."
+    import torch
+    from ddnb.samplers import bench_samplers as bench
+    if a.threads: torch.set_num_threads(a.threads)
+    rows = bench(a.model or 'mini', num_steps=a.steps or 10, device=a.device)
+    r0 = rows[0]
+    print(f"guided samplers on the {r0['model']} DiT, {r0['device']}, {r0['threads']} threads: {r0['images']} images, {r0['num_steps']} steps, "
+          f"CFG {r0['guidance_scale']}; side by side in one run:")
+    for r in rows:
+        same = f"  {r['ratio_same_batching']:5.2f}× dmgd-off (guidance alone)" if r['ratio_same_batching'] else ''
+        print(f"  {r['sampler']:16s} {r['label']:24s} {r['s_per_image'] * 1e3:9.1f} ms/image  {r['ratio']:5.2f}× DDPM{same}")
     return rows
 
 def bench_generator(a) -> dict:
     "Print DiT forward throughput (images/s, TFLOP/s) for sampling-style no-grad forwards and one fine-tune step; keep it for `--plan`."
     from ddnb.world import bench_generator as bench
-    r = bench(a.model, a.device, a.gen_batch, a.steps if a.steps != 30 else 3, a.cache_dir)
+    r = bench(a.model or 'dit-xl-2', a.device, a.gen_batch, a.steps or 3, a.cache_dir)
     print(f"generator {a.model} on {r['device']}: batch {r['batch']}, {r['params'] / 1e6:.0f} M params, latent {r['latent']}")
     print(f"  no-grad forward (sampling, inversion): {r['images_per_s']:.2f} images/s = {r['s_per_forward'] * 1e3:.1f} ms per image-forward, "
           f"{r['tflops']:.3f} TFLOP/s (at {r['gflops_per_forward']:.1f} GFLOPs per forward)")
@@ -114,7 +133,7 @@ def main(argv=None) -> int:
     if a.command == 'reproduce':
         from ddnb.world import PAPER_INPUTS
         inputs = {k: getattr(a, k) for k in (*PAPER_INPUTS, 'device')}
-        try: status = run_grid(a.profile, a.reports_dir, a.cache_dir, a.only, a.force, plan_only=a.plan, inputs=inputs)
+        try: status = run_grid(a.profile, a.reports_dir, a.cache_dir, a.only, a.force, plan_only=a.plan, inputs=inputs, jobs=a.jobs)
         except (ValueError, OSError, RuntimeError) as e: print(f"ddnb reproduce: error: {e}", file=sys.stderr); return 2   # before any cell ran
         if a.plan: return 0
         n = {k: sum(s['status'] == k for s in status) for k in ('ok', 'reused', 'failed')}
@@ -138,7 +157,7 @@ def main(argv=None) -> int:
         print(' '.join(f"--{k.replace('_', '-')} {p[k]}" for k in PAPER_INPUTS))
         return 0
     if a.command == 'bench':
-        {'students': bench_students, 'd3hr': bench_d3hr, 'generator': bench_generator}[a.what](a); return 0
+        {'students': bench_students, 'd3hr': bench_d3hr, 'generator': bench_generator, 'samplers': bench_samplers}[a.what](a); return 0
 
 if __name__ == '__main__':      # `python -m ddnb.cli …` as well as the `ddnb` command
     try: get_ipython            # a notebook kernel (this notebook under nbdev_test) is not a command line

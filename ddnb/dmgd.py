@@ -25,18 +25,22 @@ def semantic_lambda(t: float, hi: float = 900, lo: float = 500) -> float:
     "λ_t of the dynamic soft label: 0 above `hi`, 1 below `lo`, linear between."
     return float(min(1.0, max(0.0, (hi - t) / (hi - lo))))
 
-def blend_embeddings(e: torch.Tensor,       # (R, D) one image's embedding rows (class row [, null row])
-                     e_star: torch.Tensor,  # (D,) the other class's embedding
-                     noise: torch.Tensor,   # (R, D): U ~ [0, 1) (code form) or n ~ N(0, 1) (paper form)
+def blend_embeddings(e: torch.Tensor,       # (R, D) one image's embedding rows (class row [, null row]), or (B, R, D) for B images
+                     e_star: torch.Tensor,  # (D,) the other class's embedding, or (B, D)
+                     noise: torch.Tensor,   # like `e`: U ~ [0, 1) (code form) or n ~ N(0, 1) (paper form)
                      t: float, beta_n: float = 0.06, beta_s: float = 0.01, form: str = 'code') -> torch.Tensor:
-    "The dynamic soft label ẽ, shifted and scaled to the mean and (unbiased) std of `e` over all its rows."
+    "The dynamic soft label ẽ, shifted and scaled to the mean and (unbiased) std of `e` over all the rows of its image."
+    if e.ndim == 2: return blend_embeddings(e[None], e_star.reshape(1, -1), noise[None], t, beta_n, beta_s, form)[0]
+    e_star = e_star.reshape(len(e), 1, -1)
     lam = semantic_lambda(t)
     if form == 'code':
         mixed = math.sqrt(lam) * e + beta_n * math.sqrt(1 - lam) * noise + (t <= 900) * beta_s * math.sqrt(1 - lam) * e_star
     elif form == 'paper':
         mixed = math.sqrt(lam) * e + (1 - math.sqrt(lam)) * (beta_s * e_star + beta_n * noise)
     else: raise ValueError(f"form={form!r}: expected 'code' or 'paper'")
-    return (mixed - mixed.mean()) / mixed.std() * e.std() + e.mean()
+    stat = lambda x: (x.mean((-2, -1), keepdim=True), x.flatten(1).std(1).view(-1, 1, 1))
+    (m0, s0), (m1, s1) = stat(e), stat(mixed)
+    return (mixed - m1) / s1 * s0 + m0
 
 # %% ../nbs/07b_dmgd.ipynb #c009
 @dataclass
@@ -141,11 +145,12 @@ class SemanticMixer:
             self.t = t
             draw = torch.rand if self.dc.form == 'code' else torch.randn
             self.noise = draw(e.shape, generator=self.gen).to(e)
-        es = table(self.star.to(e.device))
-        out = e.clone()
-        for b in range(B):
-            rows = [b, B + b] if len(e) == 2 * B and self.dc.mix_null else [b]
-            out[rows] = blend_embeddings(e[rows], es[b], self.noise[rows], t, self.dc.beta_n, self.dc.beta_s, self.dc.form)
+        es, dc = table(self.star.to(e.device)), self.dc
+        if len(e) == 2 * B and dc.mix_null:   # each image's class and null rows, renormalised together: (B, 2, D)
+            pair = lambda x: x.view(2, B, -1).transpose(0, 1)
+            return blend_embeddings(pair(e), es, pair(self.noise), t, dc.beta_n, dc.beta_s, dc.form).transpose(0, 1).reshape(e.shape)
+        out = e.clone()                       # class rows only, each on its own
+        out[:B] = blend_embeddings(e[:B, None], es, self.noise[:B, None], t, dc.beta_n, dc.beta_s, dc.form)[:, 0]
         return out
 
 def _in_window(t, window): return window is None or window[0] <= t <= window[1]

@@ -83,35 +83,40 @@ def igds_beta(ipc: int, beta0: float = 1.0) -> float:
 def igds_sample(gen: DiTGenerator, y: torch.Tensor, gen_labels: torch.Tensor | None, seed: int, num_steps: int,
                 guidance_scale: float, batch_size: int, ic: IGDSConfig, classifier: nn.Module | None = None,
                 show_progress: bool = False) -> torch.Tensor:
-    "IGDS (reconstruction) latents for subset classes `y`: each class's images sampled together, in batches."
+    "IGDS (reconstruction) latents for subset classes `y`, class-major batches; the context term acts within each class."
     if ic.prototype and ic.q == 'classifier' and classifier is None:
         raise ValueError("sampler 'igds': q='classifier' needs classifier= (a model on images in [0, 1] over the subset's classes)")
     if ic.q not in ('implicit', 'classifier'): raise ValueError(f"IGDS q={ic.q!r}: expected 'implicit' or 'classifier'")
     gl = y if gen_labels is None else gen_labels[y]
     noise, out, ab = initial_noise(gen, len(y), seed), torch.empty(len(y), *gen.latent_shape), gen.alphas_cumprod
-    for c in progress(y.unique().tolist(), desc='IGDS classes', disable=not show_progress):
-        members = torch.nonzero(y == c).flatten()
-        beta, memory = igds_beta(len(members), ic.beta0), []
-        for s in range(0, len(members), batch_size):
-            idx = members[s:s + batch_size]
-            mem = torch.stack(memory) if memory else torch.zeros(0, math.prod(gen.latent_shape))
-            def guide(i, t, z, x0, std, eps_delta=None, idx=idx, mem=mem):
-                if ic.s == 0 or not (ic.window is None or ic.window[0] <= t <= ic.window[1]): return None
-                a = float(ab[t])
-                g = torch.zeros_like(z)
-                if ic.prototype:
-                    if ic.q == 'classifier': g = g + prototype_gradient(gen, x0, y[idx], classifier, a).to(z)
-                    else:
-                        if eps_delta is None:
-                            with torch.no_grad():
-                                eps_delta = (gen.output(z, t, gl[idx].to(z.device)) - gen.output(z, t, torch.full_like(gl[idx], gen.null_class).to(z.device)))[:, :z.shape[1]]
-                        g = g + implicit_gradient(eps_delta, a)
-                if ic.context and beta > 0: g = g + beta * context_gradient(x0.cpu(), mem, ic.k).to(z) / math.sqrt(a)
-                return ic.s * std * g
-            z = ddpm_sample(gen, noise[idx].to(gen.device), gl[idx].to(gen.device), num_steps, guidance_scale,
-                            ic.guided_channels, sample_generators(seed, idx, gen.device), guide=guide).cpu()
-            out[idx] = z
-            memory += list(z.flatten(1))
+    order = torch.argsort(y, stable=True)                       # a class's images together, so they share batches
+    beta = {int(c): igds_beta(int((y == c).sum()), ic.beta0) for c in y.unique()}
+    memory = {int(c): [] for c in y.unique()}                   # latents of the class finished in earlier batches
+    for s in progress(range(0, len(y), batch_size), desc='IGDS batches', disable=not show_progress):
+        idx = order[s:s + batch_size]
+        yb = y[idx]
+        mem = {c: torch.stack(m) if m else torch.zeros(0, math.prod(gen.latent_shape)) for c, m in memory.items()}
+        def guide(i, t, z, x0, std, eps_delta=None, out=None, idx=idx, yb=yb, mem=mem):
+            if ic.s == 0 or not (ic.window is None or ic.window[0] <= t <= ic.window[1]): return None
+            a, C = float(ab[t]), z.shape[1]
+            g = torch.zeros_like(z)
+            if ic.prototype:
+                if ic.q == 'classifier': g = g + prototype_gradient(gen, x0, yb, classifier, a).to(z)
+                else:
+                    if eps_delta is None:   # no CFG in this run: one unconditional forward (the conditional one is `out`)
+                        with torch.no_grad():
+                            eps_delta = out[:, :C] - gen.output(z, t, torch.full_like(gl[idx], gen.null_class).to(z.device))[:, :C]
+                    g = g + implicit_gradient(eps_delta, a)
+            if ic.context:
+                for c in yb.unique().tolist():
+                    if beta[c] == 0: continue
+                    rows = (yb == c).nonzero().flatten()
+                    g[rows] = g[rows] + beta[c] * context_gradient(x0[rows].cpu(), mem[c], ic.k).to(z) / math.sqrt(a)
+            return ic.s * std * g
+        z = ddpm_sample(gen, noise[idx].to(gen.device), gl[idx].to(gen.device), num_steps, guidance_scale,
+                        ic.guided_channels, sample_generators(seed, idx, gen.device), guide=guide).cpu()
+        out[idx] = z
+        for k, c in enumerate(yb.tolist()): memory[c].append(z[k].flatten())
     return out
 
 @register_sampler('igds', 'IGDS (reconstruction)', reconstruction=True)

@@ -15,12 +15,13 @@ from .artefacts import paper_values
 # %% auto #0
 __all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'ims3_studies',
            'sampler_studies', 'declared_parameters', 'grid_for', 'code_version', 'cell_key', 'Journal', 'profile_dir',
-           'run_cell', 'select_cells', 'plan_grid', 'cell_cost', 'format_plan', 'set_aside_results', 'world_inputs',
-           'missing_inputs', 'run_grid', 'clean_leftovers', 'result_problem', 'load_results', 'markdown_table',
-           'foundation_section', 'baseline_rows', 'accuracy_rule', 'per_seed_top1', 'baselines_section', 'study_table',
-           'study_figure', 'd3hr_sweeps_section', 'paper_table', 'ims3_section', 'ims3_sweeps_section', 'versus_base',
-           'samplers_section', 'write_reports', 'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement',
-           'compare_to_reference', 'reproduction_section', 'save_figure', 'image_grid_figure', 'distilled_figure']
+           'run_cell', 'select_cells', 'plan_grid', 'cell_cost', 'save_student_cost', 'student_hours', 'format_plan',
+           'set_aside_results', 'world_inputs', 'missing_inputs', 'run_grid', 'run_cells_parallel', 'clean_leftovers',
+           'result_problem', 'load_results', 'markdown_table', 'foundation_section', 'baseline_rows', 'accuracy_rule',
+           'per_seed_top1', 'baselines_section', 'study_table', 'study_figure', 'd3hr_sweeps_section', 'paper_table',
+           'ims3_section', 'ims3_sweeps_section', 'versus_base', 'samplers_section', 'write_reports',
+           'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement', 'compare_to_reference',
+           'reproduction_section', 'save_figure', 'image_grid_figure', 'distilled_figure']
 
 # %% ../nbs/14_reproduce.ipynb #c007
 PROFILES = {
@@ -37,11 +38,11 @@ PROFILES = {
                   sampler='ddpm', sampler_opts={'guided_channels': 3}, workers=1),
     'paper-tiny': dict(world='paper', artefacts=True, tiny_world=True, merge=True, ipc_cap=2, sweep_points=3, seeds=[0], epochs=1, input_size=32, num_steps=4,
                        guidance_scale=4.0, mapping_guidance=4.0, m=100, to_step=2, finetune_epochs=1, G=2, k_real=4,
-                       sampler='ddpm', sampler_opts={'guided_channels': 3}, workers=1),
+                       sampler='ddpm', sampler_opts={'guided_channels': 3}, workers=1, jobs=2),
 }
 BASELINES = ('Random', 'Herding', 'K-Center', 'DiT', 'DiT+CFG', 'Full')
 _ARTEFACT_BUDGET = ('seeds', 'epochs', 'input_size', 'ipc_cap', 'merge', 'sweep_points')   # what artefact_cells reads from a paper profile
-_PROFILE_ONLY = ('artefacts', 'tiny_world', 'ipc_cap', 'merge', 'sweep_points', 'd3hr_studies', 'ims3_studies', 'sampler_studies')   # never notebook parameters
+_PROFILE_ONLY = ('artefacts', 'tiny_world', 'ipc_cap', 'merge', 'sweep_points', 'd3hr_studies', 'ims3_studies', 'sampler_studies', 'jobs')   # never notebook parameters
 
 def profile_params(profile: str) -> dict:
     "The parameter overrides of a named profile."
@@ -139,7 +140,7 @@ def grid_for(profile: str,
     p = profile_params(profile)
     if p.get('artefacts'): return _artefact_grid(p, artefacts, inputs or {})
     if artefacts: raise ValueError(f"profile {profile!r} has no paper artefacts ({artefacts}): use --profile paper or paper-tiny")
-    base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'ims3_studies', 'sampler_studies', 'm', 'to_step', 'finetune_epochs')}
+    base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'ims3_studies', 'sampler_studies', 'm', 'to_step', 'finetune_epochs', 'jobs')}
     d3hr, ims3 = d3hr_studies(p), {**ims3_studies(p), **sampler_studies(p)}
     cells = _grid_cells(p, base, d3hr, ims3)
     declared = {nb: set(declared_parameters(nb)) for nb in dict.fromkeys(c.notebook for c in cells)}
@@ -239,8 +240,8 @@ def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_nam
     nb_out.parent.mkdir(parents=True, exist_ok=True)
     tmp = nb_out.with_name(f'.{cell.name}.tmp-{os.getpid()}.ipynb')
     params = dict(cell.params, profile=profile, out_dir=str(out.resolve()), result_path=str(result.resolve()), cache_dir=str(cache_dir))
-    t0, env_progress = time.time(), os.environ.get('DDNB_PROGRESS')
-    journal.record(cell.name, 'running', key=key, started=_now(), pid=os.getpid())
+    t0, env_progress, started = time.time(), os.environ.get('DDNB_PROGRESS'), _now()
+    journal.record(cell.name, 'running', key=key, started=started, pid=os.getpid())
     if env_progress != '0': os.environ['DDNB_PROGRESS'] = 'text'   # the kernel inherits it: text bars, streamed below
     try:
         declared = declared_parameters(cell.notebook)
@@ -255,7 +256,7 @@ def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_nam
         share_mode(tmp); os.replace(tmp, nb_out)
         (out/'failures'/f'{cell.name}.json').unlink(missing_ok=True)
         seconds = round(time.time() - t0, 1)
-        journal.record(cell.name, 'done', key=key, finished=_now(), seconds=seconds, result_sha256=file_sha256(result))
+        journal.record(cell.name, 'done', key=key, started=started, finished=_now(), seconds=seconds, result_sha256=file_sha256(result))
         return {'cell': cell.name, 'status': 'ok', 'seconds': seconds}
     except Exception as e:
         rec = {'cell': cell.name, 'status': 'failed', 'seconds': round(time.time() - t0, 1), 'notebook': cell.notebook,
@@ -302,6 +303,7 @@ def cell_cost(cell: GridCell) -> dict | None:
     N = p.get('max_per_class') or 1300            # ImageNet train: ≈ 1300 images per class
     steps, seeds, nb = p.get('num_steps', 50), len(p.get('seeds', [0])), cell.notebook
     cfg = 2 if p.get('guidance_scale', 1.0) != 1.0 else 1
+    per_student = {}   # 'student@size' → image-epochs, for the hours of `ddnb bench students --size`
     def students(ipcs, recipes, studs):
         out = 0
         for ipc in ipcs:
@@ -309,11 +311,14 @@ def cell_cost(cell: GridCell) -> dict | None:
                 r = get_recipe(name)
                 if not r.covers(ipc): continue
                 epochs = p['epochs'] if p.get('epochs') else r.epochs(ipc, C)
+                for s in studs or [r.student]:
+                    k = f"{s}@{p.get('input_size') or r.input_size or 224}"
+                    per_student[k] = per_student.get(k, 0) + epochs * C * ipc * seeds
                 out += epochs * C * ipc * len(studs or [r.student]) * seeds
         return out
     if nb == 'baselines.ipynb':
         ipcs = [N] if p['method'] == 'Full' else p['ipcs']   # Full: the whole real set
-        return {'dit_forwards': 0, 'student_image_epochs': students(ipcs, p['recipes'], p.get('students'))}
+        return {'dit_forwards': 0, 'student_image_epochs': students(ipcs, p['recipes'], p.get('students')), 'per_student': per_student}
     fwd, img, seen = 0, 0, set()
     for v in p['variants']:
         ipcs = v.get('ipcs', p['ipcs'])
@@ -327,7 +332,7 @@ def cell_cost(cell: GridCell) -> dict | None:
             mk = json.dumps(v.get('mapping'), sort_keys=True)
             if mk not in seen: seen.add(mk); fwd += C * N * t                         # inversion of the real set, once per mapping
             fwd += sum(C * ipc * t for ipc in ipcs) * seeds
-    return {'dit_forwards': fwd, 'student_image_epochs': img}
+    return {'dit_forwards': fwd, 'student_image_epochs': img, 'per_student': per_student}
 
 def _forward_cost(cache_dir) -> dict | None:
     "The DiT-XL/2 forward cost `ddnb bench generator` measured on this machine (CUDA preferred), or None."
@@ -335,6 +340,27 @@ def _forward_cost(cache_dir) -> dict | None:
         p = Path(cache_dir)/'bench'/f'generator-dit-xl-2-{dev}.json'
         if p.exists(): return load_json(p)
     return None
+
+def save_student_cost(rows: list, device, cache_dir=None) -> Path:
+    "Keep `student_throughput` rows (s per training image, per student and input side) in `<cache>/bench/students-<device>.json` for `--plan`."
+    dev = 'cuda' if str(device).startswith('cuda') else 'cpu'
+    path = Path(cache_dir or default_cache_dir()).expanduser()/'bench'/f'students-{dev}.json'
+    old = load_json(path) if path.is_file() else {}
+    new = {**old, **{f"{r['student']}@{r['image_size']}": 1 / r['images_per_s'] for r in rows}}
+    path.parent.mkdir(parents=True, exist_ok=True); save_json(new, path)
+    return path
+
+def _student_cost(cache_dir) -> tuple:
+    "(device, {'student@size': s per training image}) measured by `ddnb bench students`, CUDA preferred; ({}, None) if none."
+    for dev in ('cuda', 'cpu'):
+        p = Path(cache_dir)/'bench'/f'students-{dev}.json'
+        if p.is_file(): return dev, load_json(p)
+    return None, {}
+
+def student_hours(per_student: dict, cost: dict) -> tuple:
+    "(hours for the students measured, names of those not measured at their input side)."
+    h = sum(n * cost[k] for k, n in per_student.items() if k in cost) / 3600
+    return h, sorted(k for k in per_student if k not in cost)
 
 def format_plan(rows: list, profile: str, out: Path, cache_dir) -> str:
     "The plan as text: a line per cell, then the totals and the estimated time."
@@ -346,17 +372,25 @@ def format_plan(rows: list, profile: str, out: Path, cache_dir) -> str:
         lines.append(f"  {r['cell']:<24} {r['action']:<5}{est:<12} {r['why']}")
     costs = [r['cost'] for r in runs if r.get('cost')]
     if costs:
-        bench = _forward_cost(cache_dir)
+        bench, (sdev, scost) = _forward_cost(cache_dir), _student_cost(cache_dir)
         lines.append("[ddnb] work per cell to run (DiT forwards = image-forwards of the DiT; student image-epochs = images × epochs summed over students):")
         for r in runs:
             if r.get('cost'):
                 h = f"  ≈ {r['cost']['dit_forwards'] * bench['s_per_forward'] / 3600:.2f} h of DiT forwards on {bench['device']}" if bench else ''
+                sh, miss = student_hours(r['cost'].get('per_student', {}), scost)
+                h += f"; ≈ {sh:.2f} h of students on {sdev}" + (f" (not measured: {', '.join(miss)})" if miss else '') if scost else ''
                 lines.append(f"  {r['cell']:<40} DiT forwards {r['cost']['dit_forwards']:.3g}  student image-epochs {r['cost']['student_image_epochs']:.3g}{h}")
         fwd, img = sum(c['dit_forwards'] for c in costs), sum(c['student_image_epochs'] for c in costs)
         lines.append(f"[ddnb] total: DiT forwards {fwd:.3g}, student image-epochs {img:.3g}; " +
                      (f"DiT forwards ≈ {fwd * bench['s_per_forward'] / 3600:.1f} h on {bench['device']} (measured by `ddnb bench generator`: "
-                      f"{bench['s_per_forward'] * 1e3:.1f} ms per image-forward, {bench['dtype']}); student training is not included in the hours"
+                      f"{bench['s_per_forward'] * 1e3:.1f} ms per image-forward, {bench['dtype']})"
                       if bench else "no measured DiT-XL/2 cost on this machine: run `ddnb bench generator --model dit-xl-2` to turn forwards into hours"))
+        per = {}
+        for c_ in costs:
+            for k, n in c_.get('per_student', {}).items(): per[k] = per.get(k, 0) + n
+        sh, miss = student_hours(per, scost)
+        lines.append(f"[ddnb] students ≈ {sh:.1f} h on {sdev} (measured by `ddnb bench students --size N`)" + (f"; not measured: {', '.join(miss)}" if miss else '')
+                     if scost else "[ddnb] no measured student cost on this machine: run `ddnb bench students --size 224` to turn student image-epochs into hours")
     unknown = len(runs) - len(known)
     lines.append(f"[ddnb] {len(runs)} to run, {len(rows) - len(runs)} reused; estimated {sum(known) / 60:.0f} min "
                  "(the reference run's wall time per cell, reference/timings.json)"
@@ -404,7 +438,8 @@ def run_grid(profile: str = 'mini', reports_dir='reports', cache_dir=None,
              force: bool = False,       # re-run cells this machine already finished
              cells: list | None = None, # explicit cells instead of the profile's grid
              plan_only: bool = False,   # print the plan and stop
-             inputs: dict | None = None) -> list:  # paper profiles: data_root, model_dir, feature_weights, teacher_weights, …, device
+             inputs: dict | None = None,  # paper profiles: data_root, model_dir, feature_weights, teacher_weights, …, device
+             jobs: int | None = None) -> list:  # cells run at once, one thread each (default: the profile's `jobs`, else 1)
     "Print the plan, then run every cell this machine has not finished under the same key, then rebuild the reports."
     out, cache_dir = profile_dir(profile, reports_dir), Path(cache_dir or default_cache_dir()).expanduser()
     if cache_dir.resolve().is_relative_to(out.resolve()):
@@ -426,7 +461,24 @@ def run_grid(profile: str = 'mini', reports_dir='reports', cache_dir=None,
         if problems: print('[ddnb] missing inputs (the run would stop here):\n  - ' + '\n  - '.join(problems), flush=True)
         return plan
     with exclusive_lock(out/'.ddnb-run.lock', f'reports folder {out}', wait=False):
-        return _run_locked(profile, reports_dir, out, cache_dir, cells, force)
+        return _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs or profile_params(profile).get('jobs', 1))
+
+def run_cells_parallel(todo: list,  # (cell, key) pairs
+                       out: Path, cache_dir, profile: str, jobs: int):
+    """Run cells `jobs` at a time, each in its own process whose kernels get one thread (OMP_NUM_THREADS=1: two kernels
+    spinning two OpenMP threads each on two cores slow each other ~50×); yields status records as cells finish. Stages two
+    cells both need are built once (the stage lock), the other waits."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    old = os.environ.get('OMP_NUM_THREADS')
+    os.environ['OMP_NUM_THREADS'] = '1'   # inherited by the workers and their kernels
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context('spawn')) as ex:
+            futs = [ex.submit(run_cell, cell, out, str(cache_dir), profile, key=key) for cell, key in todo]
+            for f in progress(as_completed(futs), total=len(futs), desc=f'grid {profile} ({jobs} at a time)', unit='cell'): yield f.result()
+    finally:
+        if old is None: os.environ.pop('OMP_NUM_THREADS', None)
+        else: os.environ['OMP_NUM_THREADS'] = old
 
 def clean_leftovers(out: Path, journal: Journal) -> list:
     "Remove what killed runs leave behind: temp notebooks and files, and `.failed.ipynb` of cells that finished since."
@@ -438,7 +490,7 @@ def clean_leftovers(out: Path, journal: Journal) -> list:
     for p in gone: p.unlink(missing_ok=True)
     return gone
 
-def _run_locked(profile, reports_dir, out, cache_dir, cells, force) -> list:
+def _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs=1) -> list:
     journal = Journal(cache_dir, out)
     gone = clean_leftovers(out, journal) + StageCache(cache_dir).clean_leftovers()
     if gone: print(f"[ddnb] removed {len(gone)} leftovers of earlier runs: {[p.name for p in gone]}")
@@ -446,13 +498,18 @@ def _run_locked(profile, reports_dir, out, cache_dir, cells, force) -> list:
     print(format_plan(plan, profile, out, cache_dir), flush=True)
     moved = set_aside_results(out, [p['cell'] for p in plan if p['action'] == 'run'])
     if moved: print(f"[ddnb] {len(moved)} earlier result files moved to {out/'_work'/'previous'}/ (they are re-computed now)", flush=True)
-    status = []
-    for cell, p in progress(list(zip(cells, plan)), desc=f'grid {profile}', unit='cell'):
-        rec = ({'cell': cell.name, 'status': 'reused'} if p['action'] == 'reuse'
-               else run_cell(cell, out, cache_dir, profile, journal=journal, key=p['key']))
-        print(f"[ddnb] {cell.name}: {rec['status']}" + (f" ({rec['seconds']} s)" if 'seconds' in rec else '') +
-              (f" — {rec['error'][:300]}" if rec['status'] == 'failed' else ''), flush=True)
-        status.append(rec)
+    say = lambda rec: print(f"[ddnb] {rec['cell']}: {rec['status']}" + (f" ({rec['seconds']} s)" if 'seconds' in rec else '') +
+                            (f" — {rec['error'][:300]}" if rec['status'] == 'failed' else ''), flush=True)
+    todo = [(cell, p['key']) for cell, p in zip(cells, plan) if p['action'] == 'run']
+    done = {cell.name: {'cell': cell.name, 'status': 'reused'} for cell, p in zip(cells, plan) if p['action'] == 'reuse'}
+    for rec in done.values(): say(rec)
+    if jobs <= 1 or len(todo) <= 1:
+        for cell, key in progress(todo, desc=f'grid {profile}', unit='cell'):
+            rec = done[cell.name] = run_cell(cell, out, cache_dir, profile, journal=journal, key=key); say(rec)
+    else:
+        for rec in run_cells_parallel(todo, out, cache_dir, profile, jobs):
+            done[rec['cell']] = rec; say(rec)
+    status = [done[cell.name] for cell in cells]
     try: write_reports(profile, reports_dir)
     except OSError as e: print(f"[ddnb] the reports could not be written: {e}", file=sys.stderr, flush=True)
     return status

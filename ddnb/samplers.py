@@ -16,7 +16,7 @@ from .ddim import ddim_sample, _batches
 # %% auto #0
 __all__ = ['SAMPLERS', 'ddpm_scheduler', 'dit_respaced_timesteps', 'cfg_output', 'ddpm_std', 'ddpm_step', 'label_hook',
            'sample_generators', 'ddpm_sample', 'Sampler', 'register_sampler', 'get_sampler', 'initial_noise',
-           'decode_latents', 'generate', 'recorded_opts']
+           'decode_latents', 'generate', 'recorded_opts', 'bench_samplers']
 
 # %% ../nbs/03b_samplers.ipynb #c005
 def ddpm_scheduler(gen: DiTGenerator, num_steps: int = 50) -> DDPMScheduler:
@@ -79,7 +79,7 @@ def ddpm_sample(gen: DiTGenerator, z: torch.Tensor, y: torch.Tensor, num_steps: 
                 guided_channels: int | None = None,  # DiT-style: 3 (official scripts); None: every ε channel
                 generators: list | None = None,      # per-sample step noise (default: `sample_generators(0, arange(B))`)
                 start_step: int = 0,
-                guide: Callable | None = None,       # guide(i, t, z, x0, std, eps_delta=ε_c − ε_u or None) -> shift of the mean, or None
+                guide: Callable | None = None,       # guide(i, t, z, x0, std, eps_delta=ε_c − ε_u or None, out=the DiT output) -> shift, or None
                 mix_labels: Callable | None = None,  # mix_labels(emb, labels, t, table) -> new emb (rows: the batch, then its null rows under CFG)
                 show_progress: bool = False) -> torch.Tensor:
     "Ancestral DDPM sampling (learned Σ when the DiT has it) from step `start_step` down to z₀."
@@ -95,7 +95,7 @@ def ddpm_sample(gen: DiTGenerator, z: torch.Tensor, y: torch.Tensor, num_steps: 
             out, delta = cfg_output(gen, z, t, y, guidance_scale, guided_channels, return_delta=True)
         z_next, x0 = ddpm_step(sch, out, t, z, generator=generators)
         if guide is not None:
-            shift = guide(i, t, z, x0, ddpm_std(sch, t, out[:, C:] if out.shape[1] == 2 * C else None), eps_delta=delta)
+            shift = guide(i, t, z, x0, ddpm_std(sch, t, out[:, C:] if out.shape[1] == 2 * C else None), eps_delta=delta, out=out)
             if shift is not None: z_next = z_next + shift
         z = z_next
     return z
@@ -168,3 +168,43 @@ def generate(sampler: str, gen: DiTGenerator,
 def recorded_opts(opts: dict | None) -> dict:
     "The options a distilled set records: the settings, not the objects passed along (prototypes, classifiers)."
     return {k: v for k, v in (opts or {}).items() if isinstance(v, (bool, int, float, str, list, tuple, type(None)))}
+
+# %% ../nbs/03b_samplers.ipynb #b001
+def bench_samplers(model: str = 'mini', samplers=('ddpm', 'dmgd-off', 'dmgd', 'dmgd-all-steps', 'igds'), num_classes: int = 4, ipc: int = 4,
+                   num_steps: int = 10, guidance_scale: float = 4.0, device='cpu', seed: int = 0) -> list:
+    "Seconds per image of each sampler and its ratio to `ddpm`, measured side by side in one run on one generator."
+    import time
+    from ddnb.generator import mini_dit, tiny_paper_generator, IdentityCodec
+    from ddnb.dmgd import Prototypes
+    torch.manual_seed(seed)
+    if model == 'mini': gen = mini_dit(num_classes=num_classes)
+    elif model == 'tiny': gen = tiny_paper_generator(1000)
+    elif model == 'dit-xl-2':
+        from diffusers import DiTTransformer2DModel
+        from ddnb.world import DIT_XL2
+        gen = DiTGenerator(DiTTransformer2DModel(**DIT_XL2), IdentityCodec(), 1000)
+    else: raise ValueError(f"model={model!r}: expected 'mini', 'tiny' or 'dit-xl-2'")
+    gen = gen.to(device).eval()
+    D = math.prod(gen.latent_shape)
+    g = torch_generator(seed)
+    support = Prototypes([torch.randn(10, D, generator=g) for _ in range(num_classes)], [torch.full((10,), 0.1)] * num_classes, 'random')
+    gl = torch.arange(num_classes) * (gen.num_classes // num_classes)
+    y = torch.arange(num_classes).repeat_interleave(ipc)
+    runs = {'ddpm': ('ddpm', {}), 'dmgd-off': ('dmgd', {'s': 0.0, 'semantic': False}), 'dmgd': ('dmgd', {'support': support}), 'dmgd-all-steps': ('dmgd', {'support': support, 'window': None}),
+            'igds': ('igds', {})}
+    get_sampler('ddpm').fn(gen, y[:1], gl, seed, 2, guidance_scale, 256)   # warm-up
+    rows = []
+    for name in samplers:
+        s, opts = runs[name]
+        t0 = time.perf_counter()
+        get_sampler(s).fn(gen, y, gl, seed, num_steps, guidance_scale, 256, None, **opts)
+        if str(device).startswith('cuda'): torch.cuda.synchronize()
+        rows.append({'sampler': name, 'label': get_sampler(s).label, 's_per_image': (time.perf_counter() - t0) / len(y)})
+    base = next((r['s_per_image'] for r in rows if r['sampler'] == 'ddpm'), None)
+    off = next((r['s_per_image'] for r in rows if r['sampler'] == 'dmgd-off'), None)
+    for r in rows:
+        r['ratio'] = r['s_per_image'] / base if base else None
+        r['ratio_same_batching'] = r['s_per_image'] / off if off and r['sampler'].startswith('dmgd') else None
+    info = {'model': model, 'device': str(device), 'num_steps': num_steps, 'guidance_scale': guidance_scale, 'images': len(y),
+            'threads': torch.get_num_threads()}
+    return [{**info, **r} for r in rows]

@@ -38,6 +38,15 @@ def test_paper_tiny_grid(tmp_path):
     for key in ARTEFACTS: assert f'### `{key}`' in readme, key
     assert 'its accuracies are meaningless' in readme and 'not carried by ddnb' in readme
     assert (reports/'paper-tiny'/'figures'/'artefacts'/'ims3-fig3.png').exists()
+    # the guided samplers ran in the paper world through the registry, with the official scripts' DDPM sampler as base
+    woof = results['imagewoof-ims3']
+    assert {'DMGD', 'IGDS (reconstruction)', 'DDPM'} <= {row['method'] for row in woof['rows']}
+    assert woof['sampler'] == 'ddpm' and woof['sampler_opts'] == {'guided_channels': 3}
+    assert '## IGDS (reconstruction: no paper numbers)' in readme
+    # paper-tiny runs two cells at a time (`jobs=2`): some cell started before another one finished
+    from ddnb.reproduce import Journal
+    spans = sorted((rec['started'], rec['finished']) for rec in (Journal(cache, reports/'paper-tiny').get(c) for c in cells))
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans
 
 
 def test_paper_profile_without_inputs_fails_before_any_work(tmp_path):
