@@ -111,7 +111,7 @@ def sampler_studies(p: dict) -> dict:
     def v(name, sampler=None, vs=None, **parts): return {'name': name, **({'sampler': sampler} if sampler else {}), **({'vs': vs} if vs else {}), **parts}
     ddpm, dmgd, igds = {'name': 'ddpm'}, lambda **o: {'name': 'dmgd', **o}, lambda **o: {'name': 'igds', **o}
     return {
-        'dmgd-main': ([v('DiT'), v('DDPM', ddpm), v('DMGD', dmgd(), 'DDPM'), v('DMGD s=0.05', dmgd(s=0.05), 'DDPM'),
+        'dmgd-main': ([v('DiT'), v('DDPM', ddpm), v('DMGD', dmgd(), 'DDPM'),
                        v('IM+DDPM', ddpm, finetune=im), v('IM+DMGD', dmgd(), 'IM+DDPM', finetune=im),
                        v('DDPM+S3', ddpm, s3={}), v('DMGD+S3', dmgd(), 'DDPM+S3', s3={}),
                        v('IM+DDPM+S3', ddpm, finetune=im, s3={}), v('IM+DMGD+S3', dmgd(), 'IM+DDPM+S3', finetune=im, s3={})],
@@ -427,11 +427,9 @@ def missing_inputs(cells: list, cache_dir) -> list:
     return out
 
 def _cell_needs(c: GridCell) -> list:
-    "The paper-world inputs a cell's notebook asks its world for (as the notebooks' own `needs` lines say)."
-    from ddnb.evaluate import get_recipe
-    recipes = c.params.get('recipes', []) + [r for v in c.params.get('variants', []) for r in v.get('recipes', [])]
-    return (['data', 'generator'] + (['features'] if c.notebook == 'ims3.ipynb' or c.params.get('method') in ('Herding', 'K-Center') else [])
-            + (['teacher'] if any(get_recipe(r).label_mode == 'soft' for r in recipes) else []))
+    "The paper-world inputs a cell's notebook asks its world for (`world.cell_needs`, the notebooks' own rule)."
+    from ddnb.world import cell_needs
+    return cell_needs(c.notebook, c.params.get('method'), c.params.get('recipes', []), c.params.get('variants', []))
 
 def run_grid(profile: str = 'mini', reports_dir='reports', cache_dir=None,
              only: str | list | None = None,   # cells whose name contains this (or any of these); paper profiles: also artefact keys ('ims3/table1')

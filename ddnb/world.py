@@ -12,12 +12,24 @@ from .core import Config, StageCache, fingerprint, get_device, save_json
 from .data import ImageSet, ImageNetSubset, load_digits_split, class_list, imagenet1k_index, SUBSETS, IMAGE_SUFFIXES
 
 # %% auto #0
-__all__ = ['NEEDS', 'PAPER_INPUTS', 'TINY_MODEL', 'DIT_XL2', 'DIT_XL2_GFLOPS', 'PaperInputsMissing', 'world_classes',
-           'paper_input_problems', 'check_paper_inputs', 'paper_real', 'World', 'make_tiny_world', 'bench_generator']
+__all__ = ['NEEDS', 'PAPER_INPUTS', 'TINY_MODEL', 'DIT_XL2', 'DIT_XL2_GFLOPS', 'cell_needs', 'PaperInputsMissing',
+           'world_classes', 'paper_input_problems', 'check_paper_inputs', 'paper_real', 'World', 'make_tiny_world',
+           'bench_generator']
 
 # %% ../nbs/05b_world.ipynb #c006
 NEEDS = ('data', 'generator', 'features', 'teacher')
 PAPER_INPUTS = ('data_root', 'model_dir', 'feature_weights', 'feature_model', 'teacher_weights', 'teacher_arch')   # the paper world's local inputs (Config fields, CLI flags)
+
+def cell_needs(notebook: str,            # experiment notebook: 'foundation', 'baselines', 'd3hr' or 'ims3' (a '.ipynb' suffix is fine)
+               method: str | None = None,  # baselines: the method
+               recipes=(), variants=()) -> list:
+    "What an experiment notebook asks its world for, from its parameters: the notebooks and the grid's input check both use this."
+    from ddnb.evaluate import get_recipe
+    nb = notebook.removesuffix('.ipynb')
+    names = list(recipes) + [r for v in variants for r in v.get('recipes', [])]
+    teacher = any(get_recipe(r).label_mode == 'soft' for r in names) or any((v.get('sampler') or {}).get('q') == 'classifier' for v in variants)
+    features = nb == 'ims3' or method in ('Herding', 'K-Center')
+    return ['data', 'generator'] + (['features'] if features else []) + (['teacher'] if teacher and nb != 'foundation' else [])
 
 class PaperInputsMissing(FileNotFoundError):
     "The paper world was asked for inputs that are not on this machine; the message lists each one."
