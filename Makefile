@@ -34,7 +34,7 @@ test: $(STAMP)
 	@echo "== nbdev_test of the numerics notebooks on ATen's baseline CPU kernels (as another CPU would pick)"
 	for nb in $(NUMERIC_NBS); do echo "-- $$nb"; ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/nbdev_test --path $$nb --do_print || exit 1; done
 	@echo "== pytest (end-to-end)"
-	DDNB_PROGRESS=0 $(BIN)/pytest -q nbs/tests
+	DDNB_PROGRESS=0 $(BIN)/pytest -q --durations=10 nbs/tests
 
 # The fault battery (kill -9, damaged caches and results, concurrent runs, full disk, bad inputs): one table
 faults: $(STAMP)

@@ -58,7 +58,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument('--dims', type=int, default=64, help='d3hr: latent dimensions (mini world 64; DiT-XL/2 4096)')
     b.add_argument('--batched', type=int, nargs='+', default=None, help='students: K students trained as one computation vs the sequential loop, e.g. 1 4 16 64')
     b.add_argument('--recipe', default='mini-hard', help='students --batched: the recipe (its student, input size and augmentation)')
-    b.add_argument('--set-ipc', type=int, default=10, help='students --batched: images per class of the random sets')
+    b.add_argument('--set-ipc', type=int, default=None, help='students --batched: images per class of the random sets (default 10); samplers: images per class (default 4)')
+    b.add_argument('--classes', type=int, default=4, help='samplers: classes sampled')
     b.add_argument('--epochs', type=int, default=3, help='students --batched: epochs timed')
     b.add_argument('--device', default='cpu')
     return p
@@ -67,10 +68,10 @@ def bench_d3hr(a) -> list:
     "Print candidate groups scored per second and peak memory per (m, IPC), each in a fresh process."
     import json, subprocess, sys
     rows = []
-    print(f"D3HR group sampling, one class, {a.dims} latent dims, each (m, IPC) in a fresh process:")
+    print(f"D3HR group sampling, one class, {a.dims} latent dims, on {a.device}, each (m, IPC) in a fresh process:")
     for ipc in a.ipc:
         for m in a.m:
-            code = f"import json; from ddnb.d3hr import bench_group_sampling as b; print(json.dumps(b({int(m)}, {ipc}, {a.dims})))"
+            code = f"import json; from ddnb.d3hr import bench_group_sampling as b; print(json.dumps(b({int(m)}, {ipc}, {a.dims}, device={a.device!r})))"
             out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
             r = json.loads(out); rows.append(r)
             print(f"  IPC {ipc:3d}  m {int(m):>10,d}  {r['seconds']:8.2f} s  {r['candidates_per_s']:12,.0f} groups/s  "
@@ -87,8 +88,8 @@ def bench_students(a) -> list:
         from ddnb.batched import bench_batched
         r = get_recipe(a.recipe)
         size = r.input_size or a.image_size
-        rows = bench_batched(a.batched, r, a.set_ipc, a.epochs, size, a.channels, device=a.device)
-        print(f"batched students: recipe {r.name} ({r.student}), {a.channels}x{size}x{size}, IPC {a.set_ipc}, 10 classes, {a.epochs} epochs, "
+        rows = bench_batched(a.batched, r, a.set_ipc or 10, a.epochs, size, a.channels, device=a.device)
+        print(f"batched students: recipe {r.name} ({r.student}), {a.channels}x{size}x{size}, IPC {a.set_ipc or 10}, 10 classes, {a.epochs} epochs, "
               f"{torch.get_num_threads()} threads, device {a.device}; side by side in one run:")
         print(f"  {'K':>4}  {'batched students·epochs/s':>26}  {'sequential':>11}  {'ratio':>6}")
         for x in rows: print(f"  {x['K']:>4}  {x['students_epochs_per_s']:>26.2f}  {x['sequential_students_epochs_per_s']:>11.2f}  {x['ratio']:>5.1f}×")
@@ -107,7 +108,7 @@ def bench_samplers(a) -> list:
     import torch
     from ddnb.samplers import bench_samplers as bench
     if a.threads: torch.set_num_threads(a.threads)
-    rows = bench(a.model or 'mini', num_steps=a.steps or 10, device=a.device)
+    rows = bench(a.model or 'mini', num_classes=a.classes, ipc=a.set_ipc or 4, num_steps=a.steps or 10, device=a.device)
     r0 = rows[0]
     print(f"guided samplers on the {r0['model']} DiT, {r0['device']}, {r0['threads']} threads: {r0['images']} images, {r0['num_steps']} steps, "
           f"CFG {r0['guidance_scale']}; side by side in one run:")

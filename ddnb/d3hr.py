@@ -149,15 +149,16 @@ def group_scores(z: torch.Tensor,  # candidate groups (B, n, D)
     return gc.lambda_mu * terms[0] + gc.lambda_sigma * terms[1] + gc.lambda_gamma * terms[2]
 
 def _block(c, b, n, mu, sigma, gc, seed):
-    g = torch_generator(hash((seed, c, b)) % 2**63)
+    g = torch_generator(hash((seed, c, b)) % 2**63, mu.device)   # a CUDA generator draws other numbers than a CPU one of the same seed
     k = min(gc.block, gc.m - b * gc.block)
-    return mu + sigma * gc.variance_scale * torch.randn(k, n, mu.numel(), generator=g)
+    return mu + sigma * gc.variance_scale * torch.randn(k, n, mu.numel(), generator=g, device=mu.device)
 
 def group_sample(mu: torch.Tensor, sigma: torch.Tensor,  # one class's statistics, any shape (flattened inside)
                  n: int, gc: GroupConfig = GroupConfig(), seed: int = 0, c: int = 0,
-                 show_progress: bool = False) -> tuple[torch.Tensor, float]:
-    "The best of `gc.m` random groups of `n` latents from N(μ, (scale·σ)²): (latents (n, *shape), its score)."
-    shape, mu_f, sigma_f = mu.shape, mu.flatten().float(), sigma.flatten().float()
+                 show_progress: bool = False,
+                 device=None) -> tuple[torch.Tensor, float]:  # where the candidates are drawn and scored (default: μ's device)
+    "The best of `gc.m` random groups of `n` latents from N(μ, (scale·σ)²): (latents (n, *shape) on the CPU, its score)."
+    shape, mu_f, sigma_f = mu.shape, mu.flatten().float().to(device or mu.device), sigma.flatten().float().to(device or mu.device)
     nblocks = math.ceil(gc.m / gc.block)
     best, best_score = None, float('inf')
     chunks = range(0, nblocks, gc.chunk_blocks)
@@ -166,7 +167,7 @@ def group_sample(mu: torch.Tensor, sigma: torch.Tensor,  # one class's statistic
         s = group_scores(z, mu_f, sigma_f, gc)
         i = int(s.argmin())
         if float(s[i]) < best_score: best_score, best = float(s[i]), z[i].clone()
-    return best.view(n, *shape), best_score
+    return best.view(n, *shape).cpu(), best_score
 
 # %% ../nbs/07_d3hr.ipynb #c017
 def d3hr_distill(gen: DiTGenerator | None, stats: dict, classes: list, ipc: int, mc: MappingConfig = MappingConfig(),
@@ -175,7 +176,7 @@ def d3hr_distill(gen: DiTGenerator | None, stats: dict, classes: list, ipc: int,
     "A distilled set of `ipc` images per class regenerated from class statistics by group sampling."
     zs, ys, scores = [], [], []
     for c in range(len(classes)):
-        z, s = group_sample(stats['mu'][c], stats['sigma'][c], ipc, gc, seed, c, show_progress)
+        z, s = group_sample(stats['mu'][c], stats['sigma'][c], ipc, gc, seed, c, show_progress, device=None if gen is None else gen.device)
         zs.append(z); ys += [c] * ipc; scores.append(s)
     z, y = torch.cat(zs), torch.tensor(ys)
     if mc.mapping == 'pixel': x = z.clamp(0, 1)
@@ -188,12 +189,13 @@ def d3hr_distill(gen: DiTGenerator | None, stats: dict, classes: list, ipc: int,
     return DistilledSet(x, y, classes, method, params, [seed], source)
 
 # %% ../nbs/07_d3hr.ipynb #c021
-def bench_group_sampling(m: int, ipc: int, dims: int = 64, chunk_blocks: int = 16, block: int = 256, seed: int = 0) -> dict:
-    "Time one class's group search over `m` candidates of `ipc` latents with `dims` dimensions."
+def bench_group_sampling(m: int, ipc: int, dims: int = 64, chunk_blocks: int = 16, block: int = 256, seed: int = 0, device='cpu') -> dict:
+    "Time one class's group search over `m` candidates of `ipc` latents with `dims` dimensions on `device`."
     import resource
-    mu, sigma = torch.zeros(dims), torch.ones(dims)
+    mu, sigma = torch.zeros(dims, device=device), torch.ones(dims, device=device)
     t0 = time.perf_counter()
     group_sample(mu, sigma, ipc, GroupConfig(m=m, block=block, chunk_blocks=chunk_blocks), seed)
+    if str(device).startswith('cuda'): torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    return {'m': m, 'ipc': ipc, 'dims': dims, 'seconds': dt, 'candidates_per_s': m / dt,
+    return {'m': m, 'ipc': ipc, 'dims': dims, 'device': str(device), 'seconds': dt, 'candidates_per_s': m / dt,
             'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'chunk_mb': chunk_blocks * block * ipc * dims * 4 / 2**20}

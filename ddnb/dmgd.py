@@ -17,8 +17,8 @@ from .samplers import register_sampler, ddpm_sample, initial_noise, sample_gener
 
 # %% auto #0
 __all__ = ['DMGD_PRESETS', 'semantic_lambda', 'blend_embeddings', 'Prototypes', 'encode_classes', 'class_prototypes',
-           'sinkhorn_plan', 'ot_cost', 'ot_gradient', 'DMGDConfig', 'dmgd_config', 'other_classes', 'SemanticMixer',
-           'dmgd_sample']
+           'cached_prototypes', 'sinkhorn_plan', 'ot_cost', 'ot_gradient', 'DMGDConfig', 'dmgd_config', 'other_classes',
+           'SemanticMixer', 'dmgd_sample']
 
 # %% ../nbs/07b_dmgd.ipynb #c006
 def semantic_lambda(t: float, hi: float = 900, lo: float = 500) -> float:
@@ -74,6 +74,20 @@ def class_prototypes(latents: list,  # `encode_classes` output
         else: raise ValueError(f"prototypes mode={mode!r}: expected 'kmeans', 'mean' or 'random'")
         pts.append(p); ms.append(w / w.sum())
     return Prototypes(pts, ms, mode)
+
+def cached_prototypes(cache_dir, gen: DiTGenerator, generator_key, real, K: int = 10, mode: str = 'kmeans', seed: int = 0) -> Prototypes:
+    "`class_prototypes` of `real`'s codec latents as a stage: encoded and clustered once per (data, generator, K, mode, seed)."
+    from safetensors.torch import save_file, load_file
+    from ddnb.core import StageCache
+    key = {'real': real.fingerprint(), 'generator': generator_key, 'K': K, 'mode': mode, 'seed': seed}
+    def build(d):
+        p = class_prototypes(encode_classes(gen, real), K, mode, seed)
+        save_file({**{f'points_{c}': x.contiguous() for c, x in enumerate(p.points)}, **{f'masses_{c}': w.contiguous() for c, w in enumerate(p.masses)}},
+                  str(d/'prototypes.safetensors'))
+    def load(d):
+        t = load_file(str(d/'prototypes.safetensors'))
+        return Prototypes([t[f'points_{c}'] for c in range(real.num_classes)], [t[f'masses_{c}'] for c in range(real.num_classes)], mode)
+    return StageCache(cache_dir).load('dmgd_prototypes', key, build, load, verbose=False)
 
 # %% ../nbs/07b_dmgd.ipynb #c012
 def sinkhorn_plan(C: torch.Tensor,   # (N, K) cost between source rows and target rows
