@@ -686,7 +686,8 @@ def study_table(res: dict) -> tuple:
     return table, ['variant', *cols]
 
 def study_figure(res: dict, curves: dict,  # curve label → list of (x tick label, variant name)
-                 xlabel: str, path) -> Path:
+                 xlabel: str, path,
+                 base: str | None = None) -> Path:  # a variant drawn as a dashed line per IPC (the sweep's reference point)
     "Mean ± std (over seeds) of each curve's variants, one line per curve and IPC."
     import matplotlib.pyplot as plt
     cells = {(r['method'], r['ipc']): r for r in res['summary']}
@@ -697,6 +698,8 @@ def study_figure(res: dict, curves: dict,  # curve label → list of (x tick lab
             xs = [(ticks.index(t), cells[(n, i)]) for t, n in pts if (n, i) in cells]
             ax.errorbar([k for k, _ in xs], [r['mean'] for _, r in xs], [r['std'] for _, r in xs], marker='o', capsize=3,
                         label=f'{label} IPC {i}'.strip())
+    for i in res['ipcs'] if base else []:
+        if (base, i) in cells: ax.axhline(cells[(base, i)]['mean'], color='k', ls='--', lw=1, label=f"{base} IPC {i}: {cells[(base, i)]['mean']:.1f}")
     ax.set_xticks(range(len(ticks)), ticks, rotation=30); ax.set_xlabel(xlabel); ax.set_ylabel('top-1 %'); ax.legend(fontsize=7)
     return save_figure(fig, path)
 
@@ -852,14 +855,19 @@ def samplers_section(results: dict, out: Path) -> str:
         md += [_study_header(res, title), '', markdown_table(*study_table(res)), '']
         vs = versus_base(res)
         if vs:
-            md += ['Against the base sampler (paired by seed; Δ = mean of the per-seed differences ± its standard error; '
-                   '"helps" / "hurts" when |Δ| > 2 SE):', '', markdown_table(vs, list(vs[0])), '']
+            md += [f"Against the base sampler (CFG {res.get('guidance_scale', 1.0):g}; paired by seed; Δ = mean of the per-seed differences ± its "
+                   'standard error; "helps" / "hurts" when |Δ| > 2 SE — with 5 seeds about p < 0.12 two-sided, one comparison at a time, '
+                   'no correction for the many rows):', '', markdown_table(vs, list(vs[0])), '']
         names = [v['name'] for v in res['variants']]
+        if len(res['ipcs']) > 2:   # a main study: every variant against IPC, one panel per recipe
+            _baselines_figure({(r['method'], r['ipc'], r['recipe']): r for r in res['summary']}, {}, names, res['ipcs'], list(res['recipes']),
+                              out/'figures'/f'{study}.png')
+            md += [f'![{study}](figures/{study}.png)', '']
         sweep = {'dmgd-ablation': ('s', 's (OT guidance scale)'), 'igds-beta': ('β0', 'β₀')}.get(study)
         if sweep:
             pts = [(n.split('=')[-1], n) for n in names if n.startswith(sweep[0] + '=')]
             fig = out/'figures'/f'{study}.png'
-            study_figure(res, {'': pts}, sweep[1], fig)
+            study_figure(res, {'': pts}, sweep[1], fig, base='DDPM')
             md += [f'![{study}](figures/{study}.png)', '']
     head = ['## Guided samplers: DMGD and IGDS (reconstruction)', '',
             'Variants compose a fine-tune, a sampler of the registry (`03b_samplers`) and S³ in the `ims3` notebook. DMGD follows the '
