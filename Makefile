@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.ddnb-installed
 PROFILE ?= mini
 # the notebooks whose numerics must hold on any x86 CPU: run a second time on ATen's baseline kernels
-NUMERIC_NBS = nbs/03_ddim.ipynb nbs/06_finetune.ipynb nbs/07_d3hr.ipynb nbs/08_s3.ipynb nbs/11_students.ipynb nbs/12_evaluate.ipynb nbs/13_batched.ipynb
+NUMERIC_NBS = nbs/03_ddim.ipynb nbs/03b_samplers.ipynb nbs/06_finetune.ipynb nbs/07_d3hr.ipynb nbs/07b_dmgd.ipynb nbs/07c_igds.ipynb nbs/08_s3.ipynb nbs/11_students.ipynb nbs/12_evaluate.ipynb nbs/13_batched.ipynb
 LINUX_X86 = ; platform_system == "Linux" and platform_machine == "x86_64"
 
 .PHONY: reproduce test install lock faults
