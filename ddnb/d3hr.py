@@ -14,6 +14,7 @@ from .generator import DiTGenerator
 from .ddim import invert_to, ddim_sample, inverted_timestep
 from .pretrain import forward_noise
 from .distilled import DistilledSet
+from .samplers import register_sampler
 
 # %% auto #0
 __all__ = ['OFFICIAL', 'Moments', 'MappingConfig', 'class_statistics', 'save_statistics', 'load_statistics', 'GroupConfig',
@@ -187,6 +188,23 @@ def d3hr_distill(gen: DiTGenerator | None, stats: dict, classes: list, ipc: int,
                                                   start_step=mc.num_steps - mc.to_step)).cpu() for s in torch.arange(len(z)).split(mc.batch_size)])
     params = {'ipc': ipc, 'mapping': asdict(mc), 'group': asdict(gc), 'mean_group_score': sum(scores) / len(scores)}
     return DistilledSet(x, y, classes, method, params, [seed], source)
+
+# %% ../nbs/07_d3hr.ipynb #c019s
+@register_sampler('d3hr-group', 'D3HR group sampling')
+def _d3hr_group(gen, y, gen_labels=None, seed=0, num_steps=50, guidance_scale=1.0, batch_size=256, real=None,
+                stats: dict | None = None, to_step: int = 31, **group):
+    mc = MappingConfig(num_steps=num_steps, to_step=min(to_step, num_steps), guidance_scale=guidance_scale, batch_size=batch_size)
+    if stats is None:
+        if real is None: raise ValueError("sampler 'd3hr-group': needs the real train set (real=) or stats= (class_statistics)")
+        stats = class_statistics(gen, real, mc, gen_labels, seed, show_progress=False)
+    gc, gl = GroupConfig(**group), (y if gen_labels is None else gen_labels[y])
+    z = torch.empty(len(y), *gen.latent_shape)
+    for c in y.unique().tolist():
+        idx = (y == c).nonzero().flatten()
+        z[idx] = group_sample(stats['mu'][c], stats['sigma'][c], len(idx), gc, seed, c, device=gen.device)[0]
+    with torch.no_grad():
+        return torch.cat([ddim_sample(gen, z[s].to(gen.device), gl[s].to(gen.device), num_steps, guidance_scale, start_step=num_steps - mc.to_step).cpu()
+                          for s in torch.arange(len(y)).split(batch_size)])
 
 # %% ../nbs/07_d3hr.ipynb #c021
 def bench_group_sampling(m: int, ipc: int, dims: int = 64, chunk_blocks: int = 16, block: int = 256, seed: int = 0, device='cpu') -> dict:

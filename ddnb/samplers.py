@@ -110,7 +110,7 @@ class Sampler:
     reconstruction: bool = False
 
 SAMPLERS: dict = {}
-_SAMPLER_MODULES = ('ddnb.dmgd', 'ddnb.igds')   # modules that register more samplers when imported
+_SAMPLER_MODULES = ('ddnb.dmgd', 'ddnb.igds', 'ddnb.d3hr')   # modules that register more samplers when imported
 
 def register_sampler(name: str, label: str | None = None, reconstruction: bool = False):
     "Decorator: register `fn` as sampler `name`."
