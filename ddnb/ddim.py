@@ -11,7 +11,7 @@ from .generator import DiTGenerator
 
 # %% auto #0
 __all__ = ['ddim_timesteps', 'alpha_bar', 'ddim_step', 'ddim_step_euler', 'ddim_sample', 'invert_to', 'inverted_timestep',
-           'sample_latents', 'sample_images', 'reconstruct', 'psnr']
+           'initial_noise', 'decode_latents', 'sample_latents', 'sample_images', 'reconstruct', 'psnr']
 
 # %% ../nbs/03_ddim.ipynb #c005
 def ddim_timesteps(gen: DiTGenerator, num_steps: int) -> torch.Tensor:
@@ -74,10 +74,19 @@ def inverted_timestep(gen: DiTGenerator, num_steps: int, to_step: int) -> int:
 def _batches(n, batch_size):
     for i in range(0, n, batch_size): yield slice(i, min(n, i + batch_size))
 
+def initial_noise(gen: DiTGenerator, n: int, seed: int) -> torch.Tensor:
+    "The starting noise of `n` samples from `seed` (every sampler starts from it, so samplers differ only in their steps)."
+    return torch.randn(n, *gen.latent_shape, generator=torch_generator(seed))
+
+@torch.no_grad()
+def decode_latents(gen: DiTGenerator, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    "Latents to images in [0, 1], in batches, on the generator's device."
+    return torch.cat([gen.decode(z[s].to(gen.device)).cpu() for s in _batches(len(z), batch_size)]) if len(z) else z
+
 def sample_latents(gen: DiTGenerator, y: torch.Tensor, seed: int = 0, num_steps: int = 50, guidance_scale: float = 1.0,
                    batch_size: int = 256, noise: torch.Tensor | None = None, show_progress: bool = False) -> torch.Tensor:
     "Class-conditional DDIM latents for labels `y`, noise from `seed` (or given), in batches."
-    noise = torch.randn(len(y), *gen.latent_shape, generator=torch_generator(seed)) if noise is None else noise
+    noise = initial_noise(gen, len(y), seed) if noise is None else noise
     out = []
     for s in progress(list(_batches(len(y), batch_size)), desc='sampling', disable=not show_progress):
         out.append(ddim_sample(gen, noise[s].to(gen.device), y[s].to(gen.device), num_steps, guidance_scale).cpu())
@@ -87,8 +96,7 @@ def sample_latents(gen: DiTGenerator, y: torch.Tensor, seed: int = 0, num_steps:
 def sample_images(gen: DiTGenerator, y: torch.Tensor, seed: int = 0, num_steps: int = 50, guidance_scale: float = 1.0,
                   batch_size: int = 256, show_progress: bool = False) -> torch.Tensor:
     "Class-conditional DDIM samples decoded to images in [0, 1]."
-    z = sample_latents(gen, y, seed, num_steps, guidance_scale, batch_size, show_progress=show_progress)
-    return torch.cat([gen.decode(z[s].to(gen.device)).cpu() for s in _batches(len(z), batch_size)])
+    return decode_latents(gen, sample_latents(gen, y, seed, num_steps, guidance_scale, batch_size, show_progress=show_progress), batch_size)
 
 @torch.no_grad()
 def reconstruct(gen: DiTGenerator, x: torch.Tensor,  # real images in [0, 1]

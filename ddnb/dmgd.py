@@ -13,7 +13,7 @@ from sklearn.cluster import KMeans
 from .core import torch_generator, progress
 from .generator import DiTGenerator
 from .ddim import _batches
-from .samplers import register_sampler, ddpm_sample, initial_noise, sample_generators, ddpm_scheduler
+from .samplers import register_sampler, ddpm_sample, initial_noise, sample_generators, in_window
 
 # %% auto #0
 __all__ = ['DMGD_PRESETS', 'semantic_lambda', 'blend_embeddings', 'Prototypes', 'encode_classes', 'class_prototypes',
@@ -167,8 +167,6 @@ class SemanticMixer:
         out[:B] = blend_embeddings(e[:B, None], es, self.noise[:B, None], t, dc.beta_n, dc.beta_s, dc.form)[:, 0]
         return out
 
-def _in_window(t, window): return window is None or window[0] <= t <= window[1]
-
 def dmgd_sample(gen: DiTGenerator, y: torch.Tensor, gen_labels: torch.Tensor | None, seed: int, num_steps: int,
                 guidance_scale: float, batch_size: int, protos: Prototypes | None, dc: DMGDConfig,
                 show_progress: bool = False) -> torch.Tensor:
@@ -185,13 +183,14 @@ def dmgd_sample(gen: DiTGenerator, y: torch.Tensor, gen_labels: torch.Tensor | N
     for j in progress(range(int(position.max()) + 1), desc='DMGD images per class', disable=not show_progress):
         for s in _batches(int((position == j).sum()), batch_size):
             idx = torch.nonzero(position == j).flatten()[s]
-            def guide(i, t, z, x0, std, idx=idx, **_):
-                if not dc.distribution or dc.s == 0 or not _in_window(t, dc.window): return None
+            mem = {c: torch.stack(memory[c]) if dc.progressive and memory[c] else torch.zeros(0, math.prod(gen.latent_shape))
+                   for c in y[idx].unique().tolist()}   # fixed while this batch samples
+            def guide(i, t, z, x0, std, idx=idx, mem=mem, **_):
+                if not dc.distribution or dc.s == 0 or not in_window(t, dc.window): return None
                 shift = torch.zeros_like(z)
                 for b, k in enumerate(idx.tolist()):
                     c = int(y[k])
-                    mem = torch.stack(memory[c]) if dc.progressive and memory[c] else torch.zeros(0, x0[b].numel())
-                    grad = ot_gradient(x0[b].cpu(), mem, protos.points[c], protos.masses[c], dc.reg, dc.iters).to(z)
+                    grad = ot_gradient(x0[b].cpu(), mem[c], protos.points[c], protos.masses[c], dc.reg, dc.iters).to(z)
                     sd = std[b] if torch.is_tensor(std) and std.ndim == z.ndim else std
                     shift[b] = -dc.s * sd * grad / math.sqrt(float(ab[t]))
                 return shift

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .core import progress
 from .generator import DiTGenerator
-from .samplers import register_sampler, ddpm_sample, initial_noise, sample_generators
+from .samplers import register_sampler, ddpm_sample, initial_noise, sample_generators, in_window
 
 # %% auto #0
 __all__ = ['knn_entropy', 'mean_log_nn', 'context_gradient', 'prototype_gradient', 'implicit_gradient', 'IGDSConfig',
@@ -95,9 +95,9 @@ def igds_sample(gen: DiTGenerator, y: torch.Tensor, gen_labels: torch.Tensor | N
     for s in progress(range(0, len(y), batch_size), desc='IGDS batches', disable=not show_progress):
         idx = order[s:s + batch_size]
         yb = y[idx]
-        mem = {c: torch.stack(m) if m else torch.zeros(0, math.prod(gen.latent_shape)) for c, m in memory.items()}
+        mem = {c: torch.stack(memory[c]) if memory[c] else torch.zeros(0, math.prod(gen.latent_shape)) for c in yb.unique().tolist()}
         def guide(i, t, z, x0, std, eps_delta=None, out=None, idx=idx, yb=yb, mem=mem):
-            if ic.s == 0 or not (ic.window is None or ic.window[0] <= t <= ic.window[1]): return None
+            if ic.s == 0 or not in_window(t, ic.window): return None
             a, C = float(ab[t]), z.shape[1]
             g = torch.zeros_like(z)
             if ic.prototype:

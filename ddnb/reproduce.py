@@ -351,7 +351,7 @@ def save_student_cost(rows: list, device, cache_dir=None) -> Path:
     return path
 
 def _student_cost(cache_dir) -> tuple:
-    "(device, {'student@size': s per training image}) measured by `ddnb bench students`, CUDA preferred; ({}, None) if none."
+    "(device, {'student@size': s per training image}) measured by `ddnb bench students`, CUDA preferred; (None, {}) if none."
     for dev in ('cuda', 'cpu'):
         p = Path(cache_dir)/'bench'/f'students-{dev}.json'
         if p.is_file(): return dev, load_json(p)

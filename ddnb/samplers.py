@@ -11,12 +11,12 @@ import torch
 from diffusers import DDPMScheduler
 from .core import progress, torch_generator
 from .generator import DiTGenerator
-from .ddim import ddim_sample, _batches
+from .ddim import _batches, sample_latents, initial_noise, decode_latents
 
 # %% auto #0
 __all__ = ['SAMPLERS', 'ddpm_scheduler', 'dit_respaced_timesteps', 'cfg_output', 'ddpm_std', 'ddpm_step', 'label_hook',
-           'sample_generators', 'ddpm_sample', 'Sampler', 'register_sampler', 'get_sampler', 'initial_noise',
-           'decode_latents', 'generate', 'recorded_opts', 'bench_samplers']
+           'in_window', 'sample_generators', 'ddpm_sample', 'Sampler', 'register_sampler', 'get_sampler', 'generate',
+           'recorded_opts', 'bench_samplers']
 
 # %% ../nbs/03b_samplers.ipynb #c005
 def ddpm_scheduler(gen: DiTGenerator, num_steps: int = 50) -> DDPMScheduler:
@@ -70,6 +70,10 @@ def label_hook(gen: DiTGenerator, fn: Callable | None):
     try: yield
     finally:
         for h in hooks: h.remove()
+
+def in_window(t: int, window: tuple | None) -> bool:
+    "Whether timestep `t` lies in a guidance window (lo, hi), inclusive; `None` is every step."
+    return window is None or window[0] <= t <= window[1]
 
 def sample_generators(seed: int, index: torch.Tensor, device='cpu') -> list:
     "One generator per sample, seeded from (`seed`, the sample's index): step noise that does not depend on batching."
@@ -129,17 +133,11 @@ def get_sampler(name: str) -> Sampler:
     if name not in SAMPLERS: raise KeyError(f"sampler {name!r} is not registered; known: {sorted(SAMPLERS)}")
     return SAMPLERS[name]
 
-def initial_noise(gen: DiTGenerator, n: int, seed: int) -> torch.Tensor:
-    "The starting noise of `n` samples from `seed` (the same for DDIM and DDPM, so the two differ only in their steps)."
-    return torch.randn(n, *gen.latent_shape, generator=torch_generator(seed))
-
 def _gen_labels(y, gen_labels): return y if gen_labels is None else gen_labels[y]
 
 @register_sampler('ddim', 'DDIM')
 def _ddim(gen, y, gen_labels=None, seed=0, num_steps=50, guidance_scale=1.0, batch_size=256, real=None):
-    noise, gl = initial_noise(gen, len(y), seed), _gen_labels(y, gen_labels)
-    return torch.cat([ddim_sample(gen, noise[s].to(gen.device), gl[s].to(gen.device), num_steps, guidance_scale).cpu()
-                      for s in _batches(len(y), batch_size)])
+    return sample_latents(gen, _gen_labels(y, gen_labels), seed, num_steps, guidance_scale, batch_size)
 
 @register_sampler('ddpm', 'DDPM')
 def _ddpm(gen, y, gen_labels=None, seed=0, num_steps=50, guidance_scale=1.0, batch_size=256, real=None, guided_channels=None):
@@ -149,11 +147,6 @@ def _ddpm(gen, y, gen_labels=None, seed=0, num_steps=50, guidance_scale=1.0, bat
         gens = sample_generators(seed, torch.arange(len(y))[s], gen.device)
         out.append(ddpm_sample(gen, noise[s].to(gen.device), gl[s].to(gen.device), num_steps, guidance_scale, guided_channels, gens).cpu())
     return torch.cat(out)
-
-@torch.no_grad()
-def decode_latents(gen: DiTGenerator, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    "Latents to images in [0, 1], in batches, on the generator's device."
-    return torch.cat([gen.decode(z[s].to(gen.device)).cpu() for s in _batches(len(z), batch_size)]) if len(z) else z
 
 def generate(sampler: str, gen: DiTGenerator,
              y: torch.Tensor,                    # the subset's class indices (B,)
