@@ -62,7 +62,8 @@ def select_k_center(features: torch.Tensor, y: torch.Tensor, ipc: int, seed: int
 def real_subset(real: ImageSet, idx: torch.Tensor, method: str, params: dict, seed: int) -> DistilledSet:
     "The real images at `idx` as a `DistilledSet`, sorted by class."
     idx = idx[torch.argsort(real.y[idx], stable=True)]
-    return DistilledSet(real.x[idx], real.y[idx], real.classes, method, params, [seed], real.fingerprint())
+    sub = real.subset(idx)   # reads only the chosen images of a sharded split
+    return DistilledSet(sub.x, sub.y, real.classes, method, params, [seed], real.fingerprint())
 
 def random_baseline(real: ImageSet, ipc: int, seed: int = 0) -> DistilledSet:
     "Random real subset."

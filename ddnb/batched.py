@@ -46,9 +46,9 @@ class StackedStudents:
 def top1_batched(students: StackedStudents, recipe: Recipe, test: ImageSet, batch_size: int = 512) -> list:
     "Top-1 accuracy (%) of each of the K students on `test` (the recipe's test-time resize and normalisation)."
     hits = torch.zeros(len(students))
-    for i in range(0, len(test), batch_size):
-        x = _normalize(_prep(test.x[i:i + batch_size].to(next(iter(students.params.values())).device), recipe), recipe)
-        hits += (students(x, shared=True).argmax(-1).cpu() == test.y[i:i + batch_size]).sum(1).float()
+    device = next(iter(students.params.values())).device
+    for xb, yb in test.batches(batch_size):
+        hits += (students(_normalize(_prep(xb.to(device), recipe), recipe), shared=True).argmax(-1).cpu() == yb).sum(1).float()
     return (100 * hits / len(test)).tolist()
 
 def train_students_batched(sets: list,  # K DistilledSets of one shape (the same set may repeat)

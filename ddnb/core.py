@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['WORLDS', 'DATASETS', 'check_fields', 'default_cache_dir', 'PretrainConfig', 'Config', 'seed_everything',
-           'torch_generator', 'get_device', 'count_parameters', 'share_mode', 'make_temp_dir', 'replace_dir',
-           'writable_dir', 'exclusive_lock', 'atomic_write', 'save_json', 'load_json', 'fingerprint', 'file_sha256',
-           'StageCache', 'progress']
+__all__ = ['WORLDS', 'DATASETS', 'HASHED_BYTES', 'check_fields', 'default_cache_dir', 'PretrainConfig', 'Config',
+           'seed_everything', 'torch_generator', 'get_device', 'count_parameters', 'share_mode', 'make_temp_dir',
+           'replace_dir', 'writable_dir', 'exclusive_lock', 'atomic_write', 'save_json', 'load_json', 'fingerprint',
+           'file_sha256', 'StageCache', 'progress']
 
 # %% ../nbs/00_core.ipynb #c006b
 _TYPES = {'int': (int,), 'float': (int, float), 'str': (str,), 'bool': (bool,)}
@@ -272,8 +272,10 @@ def file_sha256(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
     return h.hexdigest()
 
+HASHED_BYTES = 64 * 2**20   # stage files up to this size are re-hashed on every use; larger ones (image shards) by size and mtime
+
 def _files_of(d: Path) -> dict:
-    return {p.relative_to(d).as_posix(): {'size': p.stat().st_size, 'sha256': file_sha256(p)}
+    return {p.relative_to(d).as_posix(): {'size': p.stat().st_size, 'sha256': file_sha256(p), 'mtime_ns': p.stat().st_mtime_ns}
             for p in sorted(d.rglob('*')) if p.is_file() and p.name != '_stage.json'}
 
 class StageCache:
@@ -290,6 +292,7 @@ class StageCache:
             p = d/rel
             if not p.is_file(): return f"{p}: missing"
             if p.stat().st_size != f['size']: return f"{p}: {p.stat().st_size} bytes, {f['size']} when written"
+            if f['size'] > HASHED_BYTES and p.stat().st_mtime_ns == f.get('mtime_ns'): continue   # unchanged since written: ImageNet shards are not re-read
             if file_sha256(p) != f['sha256']: return f"{p}: checksum differs from the one recorded when written"
         return None
 

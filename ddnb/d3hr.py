@@ -65,7 +65,7 @@ def class_statistics(gen: DiTGenerator, real: ImageSet, mc: MappingConfig = Mapp
     t = -1 if mc.mapping == 'pixel' else inverted_timestep(gen, mc.num_steps, mc.to_step)
     for c in progress(range(real.num_classes), desc='class statistics', disable=not show_progress):
         mo = Moments()
-        for xb in real.of_class(c).split(mc.batch_size):
+        for xb in real.class_batches(c, mc.batch_size):
             if mc.mapping == 'pixel': z = xb
             else:
                 with torch.no_grad(): z0 = gen.encode(xb.to(gen.device))

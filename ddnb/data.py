@@ -4,20 +4,29 @@
 
 # %% ../nbs/01_data.ipynb #c003
 from __future__ import annotations
+import json, math, os
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from .core import fingerprint, DATASETS
+from .core import fingerprint, progress, DATASETS
 
 # %% auto #0
-__all__ = ['SUBSETS', 'IMAGE_SUFFIXES', 'ImageSet', 'load_digits_split', 'reference_dir', 'class_list', 'imagenet1k_index',
-           'ImageNetSubset', 'center_crop_tensor', 'load_imageset', 'write_fake_imagenet']
+__all__ = ['SUBSETS', 'IMAGE_SUFFIXES', 'Batches', 'ImageSet', 'load_digits_split', 'reference_dir', 'class_list',
+           'imagenet1k_index', 'ImageNetSubset', 'center_crop_tensor', 'load_imageset', 'write_fake_imagenet',
+           'max_real_bytes', 'write_class_shards', 'ShardedImageSet']
 
 # %% ../nbs/01_data.ipynb #c006
+class Batches:
+    "What every real set offers its consumers — `batches`, `class_batches`, `map_batches` — so none needs the whole set in memory."
+    @torch.no_grad()
+    def map_batches(self, fn, batch_size: int = 256, device=None) -> torch.Tensor:
+        "`fn` applied batch by batch (on `device`), concatenated on CPU: row i belongs to image i (labels `y[i]`)."
+        return torch.cat([fn(xb if device is None else xb.to(device)).cpu() for xb, _ in self.batches(batch_size)])
+
 @dataclass
-class ImageSet(Dataset):
+class ImageSet(Dataset, Batches):
     "Images `x` (N, C, H, W) in [0, 1], labels `y` (N,), and class names, as a torch `Dataset`."
     x: torch.Tensor
     y: torch.Tensor
@@ -36,6 +45,12 @@ class ImageSet(Dataset):
     def of_class(self, c: int) -> torch.Tensor:
         "All images of class `c`."
         return self.x[self.y == c]
+    def class_batches(self, c: int, batch_size: int = 256):
+        "The images of class `c`, `batch_size` at a time."
+        yield from self.of_class(c).split(batch_size)
+    def batches(self, batch_size: int = 256):
+        "(x, y) batches in index order."
+        yield from zip(self.x.split(batch_size), self.y.split(batch_size))
     def fingerprint(self) -> str: return fingerprint(self.x, self.y, self.classes)
 
 def load_digits_split(split: str = 'train',  # 'train' or 'test'
@@ -131,3 +146,84 @@ def write_fake_imagenet(root, wnids, n_per_class: int = 3, size=(40, 30), splits
             for k in range(n_per_class):
                 Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(root/split/w/f'{w}_{k}.JPEG')
     return root
+
+# %% ../nbs/01_data.ipynb #c017
+def max_real_bytes() -> int:
+    "The most float32 bytes of real images one step may hold at once (`DDNB_MAX_REAL_GB`, default 16)."
+    return int(float(os.environ.get('DDNB_MAX_REAL_GB', '16')) * 2**30)
+
+def _shard(root: Path, c: int) -> Path: return root/f'class_{c:05d}.safetensors'
+
+def write_class_shards(ds: Dataset,  # (image in [0, 1], label) pairs with labels in ascending order (`ImageNetSubset`)
+                       out, batch_size: int = 64, num_workers: int = 0, desc: str = 'reading images') -> Path:
+    "Read `ds` once through a DataLoader into one uint8 safetensors shard per class plus `shards.json` (counts, shape, classes)."
+    from safetensors.torch import save_file
+    from torch.utils.data import DataLoader
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    counts, held, cur, shape = [0] * ds.num_classes, [], 0, None
+    def flush(c):
+        save_file({'x': torch.cat(held).contiguous()}, str(_shard(out, c))); held.clear()
+    for x, y in progress(DataLoader(ds, batch_size, num_workers=num_workers), desc=desc):
+        x, shape = (x * 255).round().to(torch.uint8), tuple(x.shape[1:])
+        for c in torch.unique_consecutive(y).tolist():
+            if c < cur: raise ValueError(f"write_class_shards: labels must ascend (class {c} after class {cur})")
+            if c != cur:
+                if held: flush(cur)
+                cur = c
+            part = x[y == c]; held.append(part); counts[c] += len(part)
+    if held: flush(cur)
+    if (empty := [ds.classes[c] for c, n in enumerate(counts) if n == 0]): raise ValueError(f"write_class_shards: no images for classes {empty[:5]}")
+    (out/'shards.json').write_text(json.dumps({'counts': counts, 'image_shape': list(shape), 'classes': list(ds.classes)}))
+    return out
+
+class ShardedImageSet(Dataset, Batches):
+    "A real split as one uint8 shard per class (`write_class_shards`): read a batch or a class at a time; all at once only within `max_real_bytes()`."
+    def __init__(self, root,  # a `write_class_shards` folder
+                 key: str):   # what identifies the content (the fingerprint of the stage key that wrote it)
+        self.root, self.key = Path(root), key
+        meta = json.loads((self.root/'shards.json').read_text())
+        self.classes, self.counts, self.image_shape = meta['classes'], meta['counts'], tuple(meta['image_shape'])
+        self.y = torch.arange(len(self.classes)).repeat_interleave(torch.tensor(self.counts))
+        self.starts = torch.tensor([0] + self.counts).cumsum(0)[:-1].tolist()
+    @property
+    def num_classes(self): return len(self.classes)
+    def __len__(self): return len(self.y)
+    def fingerprint(self) -> str: return self.key
+    def _read(self, c: int, a: int, b: int) -> torch.Tensor:
+        from safetensors import safe_open
+        with safe_open(str(_shard(self.root, c)), 'pt') as f: return f.get_slice('x')[a:b].float() / 255
+    def class_batches(self, c: int, batch_size: int = 256):
+        "The images of class `c`, `batch_size` at a time, read from its shard."
+        for a in range(0, self.counts[c], batch_size): yield self._read(c, a, min(a + batch_size, self.counts[c]))
+    def of_class(self, c: int) -> torch.Tensor:
+        "All images of class `c` (one class in memory)."
+        return self._read(c, 0, self.counts[c])
+    def batches(self, batch_size: int = 256):
+        "(x, y) batches in index order (class by class)."
+        for c in range(self.num_classes):
+            for xb in self.class_batches(c, batch_size): yield xb, torch.full((len(xb),), c, dtype=torch.long)
+    def rows(self, idx) -> torch.Tensor:
+        "The images at `idx`, read row by row from their classes' shards."
+        from safetensors import safe_open
+        idx = torch.as_tensor(idx, dtype=torch.long).view(-1)
+        out = torch.empty(len(idx), *self.image_shape)
+        for c in self.y[idx].unique().tolist():
+            where = (self.y[idx] == c).nonzero().view(-1)
+            with safe_open(str(_shard(self.root, c)), 'pt') as f:
+                sl = f.get_slice('x')
+                for j in where.tolist(): i = int(idx[j]) - self.starts[c]; out[j] = sl[i:i + 1][0].float() / 255
+        return out
+    def subset(self, idx) -> ImageSet:
+        "The images at `idx` as an in-memory `ImageSet` (selections: IPC images per class)."
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return ImageSet(self.rows(idx), self.y[idx], self.classes)
+    def __getitem__(self, i): return self.rows([i])[0], self.y[i]
+    @property
+    def x(self) -> torch.Tensor:
+        "Every image in memory, for the steps that need the whole split (the Full baseline); refused beyond `max_real_bytes()`."
+        need = len(self) * math.prod(self.image_shape) * 4
+        if need > max_real_bytes():
+            raise MemoryError(f"{self.root}: all {len(self)} images of this split as float32 take {need / 2**30:.2f} GiB, over "
+                              f"DDNB_MAX_REAL_GB={max_real_bytes() / 2**30:g}; this step needs the whole split in memory — raise "
+                              f"DDNB_MAX_REAL_GB if the machine has it, or limit the classes / images per class")
+        return torch.cat([self.of_class(c) for c in range(self.num_classes)])

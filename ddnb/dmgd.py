@@ -11,14 +11,14 @@ import torch.nn.functional as F
 import ot
 from sklearn.cluster import KMeans
 from .core import torch_generator, progress
-from .generator import DiTGenerator
+from .generator import DiTGenerator, encode_classes, cached_class_latents
 from .ddim import _batches
 from .samplers import register_sampler, ddpm_sample, initial_noise, sample_generators, in_window
 
 # %% auto #0
-__all__ = ['DMGD_PRESETS', 'semantic_lambda', 'blend_embeddings', 'Prototypes', 'encode_classes', 'class_prototypes',
-           'cached_prototypes', 'sinkhorn_plan', 'ot_cost', 'ot_gradient', 'DMGDConfig', 'dmgd_config', 'other_classes',
-           'SemanticMixer', 'dmgd_sample']
+__all__ = ['DMGD_PRESETS', 'semantic_lambda', 'blend_embeddings', 'Prototypes', 'class_prototypes', 'cached_prototypes',
+           'sinkhorn_plan', 'ot_cost', 'ot_gradient', 'DMGDConfig', 'dmgd_config', 'other_classes', 'SemanticMixer',
+           'dmgd_sample']
 
 # %% ../nbs/07b_dmgd.ipynb #c006
 def semantic_lambda(t: float, hi: float = 900, lo: float = 500) -> float:
@@ -50,22 +50,12 @@ class Prototypes:
     masses: list
     mode: str
 
-@torch.no_grad()
-def encode_classes(gen: DiTGenerator, real, batch_size: int = 64) -> list:
-    "Flattened codec latents of every real training image, one (N_c, D) tensor per class."
-    out = []
-    for c in range(real.num_classes):
-        x = real.of_class(c)
-        if not len(x): raise ValueError(f"class {c} ({real.classes[c]}): no training images to build prototypes from")
-        out.append(torch.cat([gen.encode(x[s].to(gen.device).float()).flatten(1).cpu() for s in _batches(len(x), batch_size)]))
-    return out
-
-def class_prototypes(latents: list,  # `encode_classes` output
+def class_prototypes(latents: list,  # `encode_classes` output: (N_c, ...) per class
                      K: int = 10, mode: str = 'kmeans', seed: int = 0) -> Prototypes:
     "DMGD's support points per class: K-means centroids with cluster masses, the class mean, or K random latents."
     pts, ms = [], []
     for c, z in enumerate(latents):
-        k = min(K, len(z))
+        z, k = z.flatten(1), min(K, len(z))
         if mode == 'kmeans':
             km = KMeans(n_clusters=k, init='random', n_init=1, max_iter=100, random_state=seed + c).fit(z.double().numpy())
             p, w = torch.from_numpy(km.cluster_centers_).float(), torch.bincount(torch.from_numpy(km.labels_), minlength=k).float()
@@ -81,7 +71,7 @@ def cached_prototypes(cache_dir, gen: DiTGenerator, generator_key, real, K: int 
     from ddnb.core import StageCache
     key = {'real': real.fingerprint(), 'generator': generator_key, 'K': K, 'mode': mode, 'seed': seed}
     def build(d):
-        p = class_prototypes(encode_classes(gen, real), K, mode, seed)
+        p = class_prototypes(cached_class_latents(cache_dir, gen, generator_key, real), K, mode, seed)
         save_file({**{f'points_{c}': x.contiguous() for c, x in enumerate(p.points)}, **{f'masses_{c}': w.contiguous() for c, w in enumerate(p.masses)}},
                   str(d/'prototypes.safetensors'))
     def load(d):

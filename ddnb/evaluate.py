@@ -325,8 +325,8 @@ def train_student(ds: DistilledSet, recipe: Recipe, seed: int = 0,
 def top1(model: nn.Module, test: ImageSet, batch_size: int = 512, device='cpu') -> float:
     "Top-1 accuracy (%) of `model` on `test`."
     model.eval(); hits = 0
-    for i in range(0, len(test), batch_size):
-        hits += (model(test.x[i:i + batch_size].to(device)).argmax(1).cpu() == test.y[i:i + batch_size]).sum().item()
+    for xb, yb in test.batches(batch_size):
+        hits += (model(xb.to(device)).argmax(1).cpu() == yb).sum().item()
     return 100 * hits / len(test)
 
 
@@ -339,7 +339,7 @@ def teacher_for(cfg: Config, recipe: Recipe, real: ImageSet, seed: int = 0, show
         m = train_student(full_baseline(real), hard, seed, show_progress=show_progress)
         torch.save(m.net.state_dict(), d/'teacher.pt')
     def load(d):
-        net = build_student(hard.student, real.num_classes, real.x.shape[1], hard.input_size or real.x.shape[-1], **hard.student_kwargs)
+        net = build_student(hard.student, real.num_classes, real.image_shape[0], hard.input_size or real.image_shape[-1], **hard.student_kwargs)
         net.load_state_dict(torch.load(d/'teacher.pt', weights_only=True))
         return Normalized(net, hard).eval()
     key = {'real': real.fingerprint(), 'recipe': hard.to_dict(), 'seed': seed}

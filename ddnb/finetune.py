@@ -12,7 +12,7 @@ from torch import nn
 import torch.nn.functional as F
 from .core import Config, StageCache, check_fields, count_parameters, seed_everything, torch_generator, progress, save_json, load_json
 from .data import ImageSet
-from .generator import DiTGenerator
+from .generator import DiTGenerator, encode_classes, cached_class_latents, index_order
 from .ddim import invert_to, ddim_timesteps, inverted_timestep, ddim_step, alpha_bar
 from .pretrain import forward_noise, drop_labels
 
@@ -249,6 +249,7 @@ def finetune_preset(name: str, **overrides) -> FinetuneConfig:
 def finetune(gen: DiTGenerator, real: ImageSet, fc: FinetuneConfig = FinetuneConfig(), seed: int = 0,
              show_progress: bool = True,
              gen_labels: torch.Tensor | None = None,  # the generator's label of each real class (ImageNet indices of a subset); default 0..C−1
+             latents: torch.Tensor | None = None,  # codec latents of `real` in its order (`cached_class_latents` + `index_order`); default: encoded here
              ) -> tuple[DiTGenerator, list]:
     "Difffit fine-tuning of a copy of `gen` on `real` in the generator's label space; returns the tuned generator and its loss log."
     gl = torch.arange(real.num_classes) if gen_labels is None else torch.as_tensor(gen_labels)
@@ -262,7 +263,8 @@ def finetune(gen: DiTGenerator, real: ImageSet, fc: FinetuneConfig = FinetuneCon
     params = [p for p in gen.transformer.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, fc.lr, weight_decay=0.0)
     ema = [p.detach().clone() for p in params] if fc.ema_decay else None
-    with torch.no_grad(): z_all = torch.cat([gen.encode(xb.to(gen.device)).cpu() for xb in real.x.split(64)])
+    z_all = index_order(encode_classes(gen, real), real.y) if latents is None else latents
+    if len(z_all) != len(real): raise ValueError(f"latents: {len(z_all)} rows for {len(real)} real images")
     T, ts = gen.scheduler.config.num_train_timesteps, ddim_timesteps(gen, fc.im_num_steps).flip(0)
     memory, log = MinimaxMemory(fc.memory), []
     gen.train()
@@ -310,7 +312,8 @@ def finetuned_generator(cfg: Config, gen: DiTGenerator, gen_key, real: ImageSet,
     gl = torch.arange(real.num_classes) if gen_labels is None else torch.as_tensor(gen_labels)
     def build(d: Path):
         t0 = time.time()
-        tuned, log = finetune(gen, real, fc, seed, show_progress, gl)
+        z = index_order(cached_class_latents(cfg.cache_dir, gen, gen_key, real), real.y)   # shared with other fine-tunes of this set
+        tuned, log = finetune(gen, real, fc, seed, show_progress, gl, z)
         save_adapter(tuned.transformer, d/'adapter.safetensors')
         save_json({'seconds': time.time() - t0, 'loss_log': log, 'finetune': asdict(fc), **tuned.finetune_info}, d/'finetune_log.json')
     def load(d):

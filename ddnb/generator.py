@@ -13,7 +13,8 @@ from .core import PretrainConfig, count_parameters
 
 # %% auto #0
 __all__ = ['DIT_XL2_REPO', 'IdentityCodec', 'VAECodec', 'dit_scheduler', 'disable_label_dropout', 'DiTGenerator', 'mini_dit',
-           'save_generator', 'load_generator', 'tiny_paper_generator']
+           'save_generator', 'load_generator', 'tiny_paper_generator', 'encode_class', 'encode_classes',
+           'cached_class_latents', 'index_order']
 
 # %% ../nbs/02_generator.ipynb #c006
 class IdentityCodec(nn.Module):
@@ -161,3 +162,32 @@ def tiny_paper_generator(num_classes: int = 10, seed: int = 0) -> DiTGenerator:
                         down_block_types=('DownEncoderBlock2D',) * 2, up_block_types=('UpDecoderBlock2D',) * 2,
                         norm_num_groups=8, sample_size=16)
     return DiTGenerator(tr, VAECodec(vae), num_classes).eval()
+
+# %% ../nbs/02_generator.ipynb #c020
+@torch.no_grad()
+def encode_class(gen: DiTGenerator, real,  # a real set (`ImageSet` or `ShardedImageSet`)
+                 c: int, batch_size: int = 64) -> torch.Tensor:
+    "Codec latents (N_c, *latent_shape), float32 on CPU, of the real images of class `c`, encoded a batch at a time."
+    zs = [gen.encode(xb.to(gen.device)).float().cpu() for xb in real.class_batches(c, batch_size)]
+    if not zs: raise ValueError(f"class {c} ({real.classes[c]}): no real images to encode")
+    return torch.cat(zs)
+
+def encode_classes(gen: DiTGenerator, real, batch_size: int = 64) -> list:
+    "`encode_class` for every class: one (N_c, *latent_shape) tensor per class."
+    return [encode_class(gen, real, c, batch_size) for c in range(real.num_classes)]
+
+def cached_class_latents(cache_dir, gen: DiTGenerator, generator_key, real, batch_size: int = 64) -> list:
+    "`encode_classes` as a stage (one shard per class, written as each class is encoded): encoded once per (real set, generator)."
+    from safetensors.torch import save_file, load_file
+    from ddnb.core import StageCache
+    key = {'real': real.fingerprint(), 'generator': generator_key, 'codec': type(gen.codec).__name__}
+    def build(d):
+        for c in range(real.num_classes): save_file({'z': encode_class(gen, real, c, batch_size).contiguous()}, str(d/f'class_{c:05d}.safetensors'))
+    load = lambda d: [load_file(str(d/f'class_{c:05d}.safetensors'))['z'] for c in range(real.num_classes)]
+    return StageCache(cache_dir).load('real_latents', key, build, load, verbose=False)
+
+def index_order(per_class: list, y: torch.Tensor) -> torch.Tensor:
+    "Per-class rows (class c's in the order of `y == c`) back in the order of `y`: row i belongs to label `y[i]`."
+    out = per_class[0].new_empty(len(y), *per_class[0].shape[1:])
+    for c, z in enumerate(per_class): out[y == c] = z
+    return out

@@ -31,12 +31,12 @@ PROFILES = {
                  sampler_studies=['dmgd-main', 'dmgd-ablation', 'igds-main', 'igds-beta']),
     'smoke': dict(world='mini', pretrain_steps=40, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,
                   gate_n_per_class=4, recon_n=20, num_steps=10, ipcs=[1, 2], seeds=[0, 1], epochs=2, d3hr_studies=['main'], m=100, to_step=6,
-                  finetune_epochs=1, ims3_studies=['table4', 'alpha-beta', 'centroids'], student_batch=4),
+                  finetune_epochs=1, ims3_studies=['table4', 'alpha-beta', 'centroids'], student_batch=4, workers=1, jobs=2),
     'faults': dict(world='mini', pretrain_steps=10, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,   # ddnb check
                    gate_n_per_class=1, recon_n=4, num_steps=4, ipcs=[1], seeds=[0], epochs=1, d3hr_studies=['main'], m=10, to_step=2),
     'paper': dict(world='paper', artefacts=True, seeds=[0, 1, 2], num_steps=50, guidance_scale=4.0, mapping_guidance=4.0, m=100000, to_step=31, finetune_epochs=8, G=5, k_real=200,
                   sampler='ddpm', sampler_opts={'guided_channels': 3}, workers=1),
-    'paper-tiny': dict(world='paper', artefacts=True, tiny_world=True, merge=True, ipc_cap=2, sweep_points=3, seeds=[0], epochs=1, input_size=32, num_steps=4,
+    'paper-tiny': dict(world='paper', artefacts=True, tiny_world=True, merge=True, ipc_cap=2, sweep_points=3, seeds=[0], epochs=1, input_size=16, num_steps=4,
                        guidance_scale=4.0, mapping_guidance=4.0, m=100, to_step=2, finetune_epochs=1, G=2, k_real=4,
                        sampler='ddpm', sampler_opts={'guided_channels': 3}, workers=1, jobs=2),
 }
@@ -501,12 +501,13 @@ def _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs=1) -> l
     todo = [(cell, p['key']) for cell, p in zip(cells, plan) if p['action'] == 'run']
     done = {cell.name: {'cell': cell.name, 'status': 'reused'} for cell, p in zip(cells, plan) if p['action'] == 'reuse'}
     for rec in done.values(): say(rec)
-    if jobs <= 1 or len(todo) <= 1:
-        for cell, key in progress(todo, desc=f'grid {profile}', unit='cell'):
-            rec = done[cell.name] = run_cell(cell, out, cache_dir, profile, journal=journal, key=key); say(rec)
-    else:
-        for rec in run_cells_parallel(todo, out, cache_dir, profile, jobs):
-            done[rec['cell']] = rec; say(rec)
+    alone = [t for t in todo if jobs <= 1 or t[0].notebook == 'foundation.ipynb']   # foundation shows the pretraining: it builds it, first
+    rest = [t for t in todo if t not in alone]
+    if len(rest) == 1: alone, rest = alone + rest, []
+    for cell, key in progress(alone, desc=f'grid {profile}', unit='cell'):
+        rec = done[cell.name] = run_cell(cell, out, cache_dir, profile, journal=journal, key=key); say(rec)
+    if rest:
+        for rec in run_cells_parallel(rest, out, cache_dir, profile, jobs): done[rec['cell']] = rec; say(rec)
     status = [done[cell.name] for cell in cells]
     try: write_reports(profile, reports_dir)
     except OSError as e: print(f"[ddnb] the reports could not be written: {e}", file=sys.stderr, flush=True)
@@ -900,7 +901,7 @@ def write_reports(profile: str, reports_dir='reports') -> Path:
 
 _TINY = ("**The tiny paper world.** Every cell below ran the paper-world code path — ImageNet class folders (real WordNet ids, "
          "random JPEGs), a random-init 1000-class DiT with learned Σ and an AutoencoderKL in diffusers layout, timm φ and teacher — "
-         "with seconds-long budgets: IPCs capped at 2, one seed, one epoch at 32 px, 4 sampling steps, each sweep cut to 3 points. It proves that every "
+         "with seconds-long budgets: IPCs capped at 2, one seed, one epoch at 16 px (the tiny world's own size), 4 sampling steps, each sweep cut to 3 points. It proves that every "
          "artefact's cells execute end to end; **its accuracies are meaningless** and are not results of any method.")
 
 def _write_artefact_reports(profile: str, out: Path, results: dict, fails: list) -> Path:

@@ -122,6 +122,7 @@ def s3_distill(gen, phi, real: ImageSet, ipc: int, G: int = 5, seed: int = 0, ob
                candidates: torch.Tensor | None = None,  # `sample_candidates` output to reuse (sweeps over selection knobs)
                preset: str | None = None,  # the `S3_PRESETS` name these arguments came from (recorded)
                sampler: str = 'ddim', sampler_opts: dict | None = None,  # how candidates are sampled (when not given)
+               real_features: torch.Tensor | None = None,  # φ of `real` in its order (`World.real_features`, cached); default: computed here
                ) -> DistilledSet:
     "Selective Subgroup Sampling: the chosen subgroup of G candidate groups of `ipc` samples per class."
     if centroids not in ('real', 'gen'): raise ValueError(f"centroids={centroids!r}: expected 'real' or 'gen'")
@@ -131,7 +132,11 @@ def s3_distill(gen, phi, real: ImageSet, ipc: int, G: int = 5, seed: int = 0, ob
     if len(x) != C * G * ipc: raise ValueError(f"candidates: {len(x)} images, expected C·G·IPC = {C}·{G}·{ipc}")
     f = phi(x).view(C, G * ipc, -1)
     c = subgroup_centroids(f, G)
-    r = real_centroids(phi(real.x), real.y, C, k_real, seed) if centroids == 'real' else F.normalize(f.mean(1), dim=-1)
+    if centroids == 'real':
+        f_real = real.map_batches(phi) if real_features is None else real_features
+        if len(f_real) != len(real): raise ValueError(f"real_features: {len(f_real)} rows for {len(real)} real images")
+        r = real_centroids(f_real, real.y, C, k_real, seed)
+    else: r = F.normalize(f.mean(1), dim=-1)
     choice = select_subgroups(c, r, objective, alpha, beta)
     xs = x.view(C, G, ipc, *x.shape[1:])[torch.arange(C), torch.tensor(choice)].flatten(0, 1)
     params = {'ipc': ipc, 'G': G, 'objective': objective, 'alpha': alpha, 'beta': beta, 'k_real': k_real, 'centroids': centroids,

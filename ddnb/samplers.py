@@ -154,9 +154,18 @@ def generate(sampler: str, gen: DiTGenerator,
              seed: int = 0, num_steps: int = 50, guidance_scale: float = 1.0, batch_size: int = 256,
              real=None,                          # the world's train ImageSet (samplers that match real data)
              **opts) -> torch.Tensor:
-    "Images in [0, 1] from the registered sampler `sampler` for classes `y`."
-    z = get_sampler(sampler).fn(gen, y, gen_labels, seed, num_steps, guidance_scale, batch_size, real, **opts)
-    return decode_latents(gen, z, batch_size)
+    "Images in [0, 1] from the registered sampler `sampler` for classes `y`; on a device out of memory, retried at half the batch."
+    from accelerate.utils import find_executable_batch_size
+    fn = get_sampler(sampler).fn
+    def halve():
+        nonlocal batch_size
+        batch_size //= 2
+        print(f"[ddnb] {sampler}: out of device memory, sampling again with batch_size={batch_size}", flush=True)
+        return batch_size
+    @find_executable_batch_size(starting_batch_size=batch_size, reduce_batch_size_fn=halve)
+    def run(bs):   # every image has its own noise streams, so the images do not depend on the batch size
+        return decode_latents(gen, fn(gen, y, gen_labels, seed, num_steps, guidance_scale, bs, real, **opts), bs)
+    return run()
 
 def recorded_opts(opts: dict | None) -> dict:
     "The options a distilled set records: the settings, not the objects passed along (prototypes, classifiers)."

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 import torch
 from .core import Config, StageCache, fingerprint, get_device, save_json
-from .data import ImageSet, ImageNetSubset, load_digits_split, class_list, imagenet1k_index, SUBSETS, IMAGE_SUFFIXES
+from .data import ImageSet, ImageNetSubset, ShardedImageSet, write_class_shards, load_digits_split, class_list, imagenet1k_index, SUBSETS, IMAGE_SUFFIXES
 
 # %% auto #0
 __all__ = ['NEEDS', 'PAPER_INPUTS', 'TINY_MODEL', 'DIT_XL2', 'DIT_XL2_GFLOPS', 'cell_needs', 'PaperInputsMissing',
@@ -89,25 +89,14 @@ def _model_image_size(model_dir) -> int:
 
 def _loader_workers(n: int) -> int: return 0 if n < 512 else min(8, os.cpu_count() or 1)
 
-def paper_real(cfg: Config, split: str, resolution: int, classes: list) -> ImageSet:
-    "A split of an ImageNet subset as an `ImageSet`, read once through a DataLoader and cached as a uint8 stage."
+def paper_real(cfg: Config, split: str, resolution: int, classes: list) -> ShardedImageSet:
+    "A split of an ImageNet subset, read once through a DataLoader into per-class uint8 shards (a stage) and streamed from them."
     ds = ImageNetSubset(cfg.data_root, classes, split, resolution, cfg.max_per_class)
     root = Path(cfg.data_root).expanduser().resolve()
     key = {'root': str(root), 'classes': classes, 'split': split, 'resolution': resolution, 'max_per_class': cfg.max_per_class,
-           'files': fingerprint([(str(p.relative_to(root)), p.stat().st_size) for p in ds.files])}
-    def build(d: Path):
-        from safetensors.torch import save_file
-        from torch.utils.data import DataLoader
-        from ddnb.core import progress
-        xs, ys = [], []
-        for x, y in progress(DataLoader(ds, batch_size=64, num_workers=_loader_workers(len(ds))), desc=f'reading {split} images'):
-            xs.append((x * 255).round().to(torch.uint8)); ys.append(y)
-        save_file({'x': torch.cat(xs), 'y': torch.cat(ys)}, str(d/'images.safetensors'))
-    def load(d: Path):
-        from safetensors.torch import load_file
-        t = load_file(str(d/'images.safetensors'))
-        return ImageSet(t['x'].float() / 255, t['y'], list(classes))
-    return StageCache(cfg.cache_dir).load('real_images', key, build, load, verbose=False)
+           'files': fingerprint([(str(p.relative_to(root)), p.stat().st_size) for p in ds.files]), 'format': 'uint8 shard per class'}
+    build = lambda d: write_class_shards(ds, d, 64, _loader_workers(len(ds)), desc=f'reading {split} images')
+    return StageCache(cfg.cache_dir).load('real_images', key, build, lambda d: ShardedImageSet(d, fingerprint(key)), verbose=False)
 
 class World:
     "What a world supplies to an experiment: real data, the generator and its labels, φ, the teacher, students and recipes."
@@ -187,6 +176,14 @@ class World:
                              f"(set feature_model={name!r} and feature_weights to its state dict)")
         check_paper_inputs(self.cfg, ('features',))
         return timm_feature_extractor(self.cfg.feature_weights, self.cfg.feature_model).to(self.device)
+
+    def real_features(self, name: str | None = None) -> torch.Tensor:
+        "φ(name) features of every real training image (row i ↔ `train.y[i]`), streamed in batches and cached as a stage per (set, φ weights)."
+        from safetensors.torch import save_file, load_file
+        phi = self.features(name)
+        key = {'real': self.train.fingerprint(), 'features': name or 'default', 'weights': fingerprint(phi.state_dict())}
+        build = lambda d: save_file({'f': self.train.map_batches(phi).contiguous()}, str(d/'features.safetensors'))
+        return StageCache(self.cfg.cache_dir).load('real_features', key, build, lambda d: load_file(str(d/'features.safetensors'))['f'], verbose=False)
 
     def teacher(self, recipes: list):
         "The soft-label teacher when any recipe needs one, else None."
