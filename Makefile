@@ -33,8 +33,8 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/nbdev_test --n_workers 2 --timing
 	@echo "== nbdev_test of the numerics notebooks on ATen's baseline CPU kernels (as another CPU would pick)"
 	printf '%s\n' $(NUMERIC_NBS) | xargs -P 2 -I{} sh -c 'ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/nbdev_test --path {} --do_print || { echo "FAILED on baseline kernels: {}"; exit 1; }'
-	@echo "== pytest (end-to-end), two tests at a time, one thread each"
-	OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/pytest -q -n 2 --durations=10 nbs/tests
+	@echo "== pytest (end-to-end): the paper-world and the mini-grid tests side by side (xdist groups), one thread each"
+	OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/pytest -q -n 2 --dist loadgroup --durations=10 nbs/tests
 
 # The fault battery (kill -9, damaged caches and results, concurrent runs, full disk, bad inputs): one table
 faults: $(STAMP)

@@ -8,7 +8,6 @@ import copy, time
 from pathlib import Path
 import torch
 import torch.nn.functional as F
-from diffusers import DiTTransformer2DModel
 from .core import Config, PretrainConfig, StageCache, seed_everything, torch_generator, progress, save_json, load_json
 from .data import ImageSet, load_digits_split
 from .generator import DiTGenerator, IdentityCodec, mini_dit
@@ -69,6 +68,7 @@ def pretrain_key(cfg: Config, train: ImageSet) -> dict:
 
 def load_mini_dit(d) -> DiTGenerator:
     "Load a mini generator saved by the pretraining stage."
+    from diffusers import DiTTransformer2DModel
     tr = DiTTransformer2DModel.from_pretrained(str(Path(d)/'transformer'), local_files_only=True, low_cpu_mem_usage=False)
     return DiTGenerator(tr, IdentityCodec(), tr.config.num_embeds_ada_norm).eval()
 

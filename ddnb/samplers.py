@@ -8,7 +8,6 @@ import contextlib, importlib, math
 from dataclasses import dataclass
 from typing import Callable
 import torch
-from diffusers import DDPMScheduler
 from .core import progress, torch_generator
 from .generator import DiTGenerator
 from .ddim import _batches, sample_latents, initial_noise, decode_latents
@@ -24,6 +23,7 @@ def ddpm_scheduler(gen: DiTGenerator, num_steps: int = 50) -> DDPMScheduler:
     c = gen.scheduler.config
     if not 1 <= num_steps <= c.num_train_timesteps:
         raise ValueError(f"num_steps={num_steps}: must be in 1..{c.num_train_timesteps}")
+    from diffusers import DDPMScheduler
     s = DDPMScheduler(num_train_timesteps=c.num_train_timesteps, beta_start=c.beta_start, beta_end=c.beta_end,
                       beta_schedule=c.beta_schedule, trained_betas=c.get('trained_betas'),
                       variance_type='learned_range' if gen.learns_sigma else 'fixed_small',

@@ -1,4 +1,5 @@
 """Quality bars of the mini generator that need a trained model (a short, seconds-to-a-minute budget)."""
+import pytest
 import torch
 from ddnb.core import PretrainConfig
 from ddnb.data import load_digits_split
@@ -6,6 +7,7 @@ from ddnb.pretrain import train_mini_dit
 from ddnb.ddim import reconstruct, psnr
 
 
+@pytest.mark.xdist_group('paper')
 def test_invert_regenerate_psnr_at_50_steps():
     """Invert → regenerate on the trained mini DiT reaches ≥ 30 dB at 50 DDIM steps.
 

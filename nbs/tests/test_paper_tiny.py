@@ -1,5 +1,6 @@
 """The paper world through the grid: every registered paper artefact runs on the tiny paper world (`--profile paper-tiny`),
 and `--profile paper` without its inputs names each missing one before any work."""
+import pytest
 import json, os, subprocess, sys
 from pathlib import Path
 from ddnb.artefacts import ARTEFACTS
@@ -14,6 +15,7 @@ def _ddnb(*args, cache, check=True):
     return r
 
 
+@pytest.mark.xdist_group('paper')
 def test_paper_tiny_grid(tmp_path):
     """Every paper-tiny cell runs on the paper-world path: ImageNet class names and 3×16×16 images in every result and
     distilled set, one report section per artefact, and no mini-world object (digits DiT, digits CNN) built."""
@@ -49,6 +51,7 @@ def test_paper_tiny_grid(tmp_path):
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans
 
 
+@pytest.mark.xdist_group('paper')
 def test_paper_profile_without_inputs_fails_before_any_work(tmp_path):
     r = _ddnb('reproduce', '--profile', 'paper', '--only', 'ims3/table4', '--reports-dir', str(tmp_path/'reports'),
               cache=tmp_path/'cache', check=False)
