@@ -13,15 +13,16 @@ from .core import (atomic_write, save_json, load_json, progress, default_cache_d
 from .artefacts import paper_values
 
 # %% auto #0
-__all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'ims3_studies',
-           'sampler_studies', 'declared_parameters', 'grid_for', 'code_version', 'cell_key', 'Journal', 'profile_dir',
-           'run_cell', 'select_cells', 'plan_grid', 'cell_cost', 'save_student_cost', 'student_hours', 'format_plan',
-           'set_aside_results', 'world_inputs', 'missing_inputs', 'run_grid', 'run_cells_parallel', 'clean_leftovers',
-           'result_problem', 'load_results', 'markdown_table', 'foundation_section', 'baseline_rows', 'accuracy_rule',
-           'per_seed_top1', 'baselines_section', 'study_table', 'study_figure', 'd3hr_sweeps_section', 'paper_table',
-           'ims3_section', 'ims3_sweeps_section', 'versus_base', 'samplers_section', 'write_reports',
+__all__ = ['PROFILES', 'BASELINES', 'TIME_STAGES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies',
+           'ims3_studies', 'sampler_studies', 'declared_parameters', 'grid_for', 'code_version', 'cell_key', 'Journal',
+           'profile_dir', 'run_cell', 'select_cells', 'plan_grid', 'cell_cost', 'save_student_cost', 'student_hours',
+           'format_plan', 'set_aside_results', 'world_inputs', 'missing_inputs', 'run_grid', 'run_cells_parallel',
+           'clean_leftovers', 'result_problem', 'load_results', 'markdown_table', 'foundation_section', 'baseline_rows',
+           'accuracy_rule', 'per_seed_top1', 'baselines_section', 'study_table', 'study_figure', 'd3hr_sweeps_section',
+           'paper_table', 'ims3_section', 'ims3_sweeps_section', 'versus_base', 'samplers_section', 'write_reports',
            'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement', 'compare_to_reference',
-           'reproduction_section', 'save_figure', 'image_grid_figure', 'distilled_figure']
+           'reproduction_section', 'save_figure', 'image_grid_figure', 'distilled_figure', 'time_breakdown',
+           'time_section']
 
 # %% ../nbs/14_reproduce.ipynb #c007
 PROFILES = {
@@ -894,6 +895,7 @@ def write_reports(profile: str, reports_dir='reports') -> Path:
     md.append(ims3_sweeps_section(results, out))
     md.append(d3hr_sweeps_section(results, out))
     md.append(samplers_section(results, out))
+    md.append(time_section(profile, out))
     if fails:
         md += ['## Failed cells', '', *[f"- `{f.stem}`: {load_json(f)['error'][:300]}" for f in fails], '']
     with atomic_write(out/'README.md', 'w') as f: f.write('\n'.join(md))
@@ -917,6 +919,7 @@ def _write_artefact_reports(profile: str, out: Path, results: dict, fails: list)
     for paper in dict.fromkeys(a.paper for a in ARTEFACTS.values()):   # IMS3, D3HR, DMGD, IGDS (reconstruction)
         md += [f'## {paper}' + (' (reconstruction: no paper numbers)' if paper == 'IGDS' else ''), '']
         md += [artefact_section(a, results, out) for a in ARTEFACTS.values() if a.paper == paper]
+    md.append(time_section(profile, out))
     if fails: md += ['## Failed cells', '', *[f"- `{f.stem}`: {load_json(f)['error'][:300]}" for f in fails], '']
     with atomic_write(out/'README.md', 'w') as f: f.write('\n'.join(md))
     return out/'README.md'
@@ -1048,3 +1051,51 @@ def image_grid_figure(rows: list,  # list of (row label, images tensor (N, C, H,
 def distilled_figure(ds, title: str = ''):
     "One row per class of a distilled set's images."
     return image_grid_figure([(c, ds.x[ds.y == i]) for i, c in enumerate(ds.classes)], title or f'{ds.method}, IPC {ds.ipc}')
+
+# %% ../nbs/14_reproduce.ipynb #c013u
+TIME_STAGES = ('kernel start', 'setup', 'pretrain / fine-tune', 'distillation', 'students')
+
+def _stage_of(src: str) -> str:
+    if 'run_evaluations(' in src: return 'students'
+    if 'finetuned_generator(' in src or 'pretrained_mini_dit(' in src: return 'pretrain / fine-tune'
+    return 'distillation'
+
+def time_breakdown(profile: str, reports_dir='reports') -> list:
+    "Seconds of each cell's executed notebook by stage (`TIME_STAGES`), from papermill's per-cell timings; one row per cell."
+    from datetime import datetime
+    d, rows = profile_dir(profile, reports_dir)/'notebooks', []
+    for p in sorted(d.glob('*.ipynb')) if d.is_dir() else []:
+        if p.name.startswith('.') or p.name.endswith('.failed.ipynb'): continue
+        try: nb = json.loads(p.read_text()); pm = nb['metadata']['papermill']
+        except (ValueError, KeyError, OSError): continue
+        cells = [c for c in nb.get('cells', []) if c.get('cell_type') == 'code' and c.get('metadata', {}).get('papermill', {}).get('start_time')]
+        if not cells or not pm.get('duration') or not pm.get('start_time'): continue
+        row = {'cell': p.stem, 'total': float(pm['duration']), **{s: 0.0 for s in TIME_STAGES}}
+        row['kernel start'] = max(0.0, (datetime.fromisoformat(cells[0]['metadata']['papermill']['start_time']) - datetime.fromisoformat(pm['start_time'])).total_seconds())
+        body = [c for c in cells if not {'parameters', 'injected-parameters'} & set(c['metadata'].get('tags', []))]
+        for i, c in enumerate(body):   # the first cell after the parameters imports and builds the world
+            row['setup' if i == 0 else _stage_of(''.join(c['source']))] += float(c['metadata']['papermill'].get('duration') or 0.0)
+        rows.append(row)
+    return rows
+
+def time_section(profile: str, out: Path) -> str:
+    "The report's time breakdown: minutes per cell and stage, summed, and a stacked-bar figure."
+    rows = time_breakdown(profile, out.parent)
+    if not rows: return ''
+    import matplotlib.pyplot as plt
+    tot = {s: sum(r[s] for r in rows) for s in ('total', *TIME_STAGES)}
+    m = lambda v: f"{v / 60:.1f}"
+    table = markdown_table([{**{k: m(r[k]) for k in ('total', *TIME_STAGES)}, 'cell': f"`{r['cell']}`"} for r in sorted(rows, key=lambda r: -r['total'])]
+                           + [{'cell': '**sum**', **{k: f"**{m(tot[k])}**" for k in ('total', *TIME_STAGES)}}], ['cell', 'total', *TIME_STAGES])
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(rows) + 1.2))
+    left = np.zeros(len(rows))
+    for s in TIME_STAGES:
+        v = np.array([r[s] / 60 for r in rows]); ax.barh([r['cell'] for r in rows], v, left=left, label=s); left += v
+    ax.set_xlabel('minutes'); ax.invert_yaxis(); ax.legend(fontsize=7, loc='lower right'); ax.set_title(f'where the time of profile {profile!r} went (per cell, by stage)')
+    save_figure(fig, out/'figures'/'time_breakdown.png')
+    share = {s: 100 * tot[s] / tot['total'] for s in TIME_STAGES}
+    return '\n'.join(['## Where the time goes', '',
+        f"Minutes of each cell's notebook by stage, from papermill's per-cell timings in `notebooks/` (`time_breakdown`). Cells that "
+        f"ran at the same time (`jobs` > 1) overlap, so the sum exceeds the run's wall time. Of {m(tot['total'])} cell-minutes: "
+        + ', '.join(f"{s} {share[s]:.0f} %" for s in TIME_STAGES) + '. Setup includes waiting for a stage another cell builds.', '',
+        table, '', '![time breakdown](figures/time_breakdown.png)', ''])

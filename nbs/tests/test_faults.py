@@ -7,7 +7,7 @@ import pytest
 from ddnb.faults import run_battery
 
 
-@pytest.mark.xdist_group('mini-grid')
+@pytest.mark.xdist_group('a')
 def test_fault_battery(tmp_path):
     b = run_battery(tmp_path, scenarios=('inputs', 'umask', 'kill', 'stage', 'leftovers', 'concurrent', 'disk-full'),
                     cells=('foundation',))

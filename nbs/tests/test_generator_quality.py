@@ -7,7 +7,7 @@ from ddnb.pretrain import train_mini_dit
 from ddnb.ddim import reconstruct, psnr
 
 
-@pytest.mark.xdist_group('paper')
+@pytest.mark.xdist_group('b')
 def test_invert_regenerate_psnr_at_50_steps():
     """Invert → regenerate on the trained mini DiT reaches ≥ 30 dB at 50 DDIM steps.
 

@@ -15,7 +15,7 @@ def _ddnb(*args, cache, check=True):
     return r
 
 
-@pytest.mark.xdist_group('paper')
+@pytest.mark.xdist_group('a')
 def test_paper_tiny_grid(tmp_path):
     """Every paper-tiny cell runs on the paper-world path: ImageNet class names and 3×16×16 images in every result and
     distilled set, one report section per artefact, and no mini-world object (digits DiT, digits CNN) built."""
@@ -51,7 +51,7 @@ def test_paper_tiny_grid(tmp_path):
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans
 
 
-@pytest.mark.xdist_group('paper')
+@pytest.mark.xdist_group('b')
 def test_paper_profile_without_inputs_fails_before_any_work(tmp_path):
     r = _ddnb('reproduce', '--profile', 'paper', '--only', 'ims3/table4', '--reports-dir', str(tmp_path/'reports'),
               cache=tmp_path/'cache', check=False)

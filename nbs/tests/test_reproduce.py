@@ -8,7 +8,7 @@ from ddnb.data import write_fake_imagenet, class_list
 from ddnb.generator import tiny_paper_generator, save_generator
 
 
-@pytest.mark.xdist_group('mini-grid')
+@pytest.mark.xdist_group('b')
 def test_smoke_grid_runs_and_resumes(tmp_path):
     reports, cache = tmp_path/'reports', tmp_path/'cache'
     assert main(['reproduce', '--profile', 'smoke', '--reports-dir', str(reports), '--cache-dir', str(cache)]) == 0
@@ -78,7 +78,7 @@ def test_smoke_grid_runs_and_resumes(tmp_path):
     assert '**4 of 4 means reproduced within the seed spread** (4 of 4 identical' in readme and '(= ref)' in readme
 
 
-@pytest.mark.xdist_group('paper')
+@pytest.mark.xdist_group('b')
 def test_failing_cell_is_recorded_and_grid_goes_on(tmp_path):
     cells = [GridCell('foundation-bad', 'foundation.ipynb', dict(world='mini', dataset='imagewoof')),
              GridCell('foundation', 'foundation.ipynb', dict(world='mini', pretrain_steps=5, pretrain_num_layers=1, pretrain_hidden_size=32,
@@ -91,7 +91,7 @@ def test_failing_cell_is_recorded_and_grid_goes_on(tmp_path):
     assert not (tmp_path/'smoke'/'results'/'foundation-bad.json').exists()
 
 
-@pytest.mark.xdist_group('paper')
+@pytest.mark.xdist_group('b')
 def test_paper_world_cell_on_tiny_models(tmp_path):
     """The paper-world code path (offline DiT folder + ImageNet tree) on a tiny random-init DiT and fake JPEGs."""
     woof = class_list('imagewoof')
