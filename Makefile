@@ -5,6 +5,8 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.ddnb-installed
 PROFILE ?= mini
+# .pyc files are written on first import (the install skips byte-compiling all of torch: --no-compile below)
+unexport PYTHONDONTWRITEBYTECODE
 # the notebooks whose numerics must hold on any x86 CPU: run a second time on ATen's baseline kernels
 NUMERIC_NBS = nbs/03_ddim.ipynb nbs/03b_samplers.ipynb nbs/06_finetune.ipynb nbs/07_d3hr.ipynb nbs/07b_dmgd.ipynb nbs/07c_igds.ipynb nbs/08_s3.ipynb nbs/11_students.ipynb nbs/12_evaluate.ipynb nbs/13_batched.ipynb
 LINUX_X86 = ; platform_system == "Linux" and platform_machine == "x86_64"
@@ -15,7 +17,7 @@ install: $(STAMP)
 
 $(STAMP): settings.ini setup.py requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --no-compile -r requirements.lock   # no byte-compiling of all of torch: 1.7 min instead of 3.5 here
+	$(BIN)/python -m pip install -q --no-compile -r requirements.lock   # no byte-compiling of all of torch: 1.7 min instead of 3.5 here; imports write theirs
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

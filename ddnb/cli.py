@@ -29,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
                        ('--teacher-weights', 'paper: state dict of the soft-label teacher'), ('--teacher-arch', 'paper: torchvision name or timm:<name> (default resnet18)'),
                        ('--device', 'paper: cuda, cuda:1, cpu (default auto)')):
         r.add_argument(flag, default=None, help=what)
+    r.add_argument('--compile', dest='compile_dit', action='store_const', const=True, default=None, help='paper: torch.compile the DiT (compiled on its first forward)')
     t = sub.add_parser('make-tiny-world', help='write a tiny paper world (fake ImageNet tree, tiny DiT + VAE, timm φ and teacher) and print its flags')
     t.add_argument('dir')
     w = sub.add_parser('report', help="rebuild reports/<profile>/README.md from its result files")
@@ -133,7 +134,7 @@ def main(argv=None) -> int:
     a = parser().parse_args(argv)
     if a.command == 'reproduce':
         from ddnb.world import PAPER_INPUTS
-        inputs = {k: getattr(a, k) for k in (*PAPER_INPUTS, 'device')}
+        inputs = {k: getattr(a, k) for k in (*PAPER_INPUTS, 'device', 'compile_dit')}
         try: status = run_grid(a.profile, a.reports_dir, a.cache_dir, a.only, a.force, plan_only=a.plan, inputs=inputs, jobs=a.jobs)
         except (ValueError, OSError, RuntimeError) as e: print(f"ddnb reproduce: error: {e}", file=sys.stderr); return 2   # before any cell ran
         if a.plan: return 0

@@ -87,6 +87,7 @@ class Config:
     cache_dir: str = field(default_factory=default_cache_dir)
     reports_dir: str = 'reports'
     device: str = 'auto'              # 'auto', 'cpu', 'cuda', 'cuda:1', ...
+    compile_dit: bool = False         # paper world: torch.compile the DiT (nn.Module.compile: same module, same state dict)
     seed: int = 0
     num_steps: int = 50               # DDIM steps for sampling and inversion
     guidance_scale: float = 1.0       # classifier-free guidance scale (1 = no guidance)

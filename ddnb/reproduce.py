@@ -413,7 +413,7 @@ def world_inputs(profile: str, cache_dir, given: dict | None = None) -> dict:
     p, given = profile_params(profile), {k: v for k, v in (given or {}).items() if v is not None}
     if not p.get('tiny_world'): return given
     from ddnb.world import make_tiny_world
-    return {**make_tiny_world(Path(cache_dir)/'tiny-world'), **{k: v for k, v in given.items() if k == 'device'}}
+    return {**make_tiny_world(Path(cache_dir)/'tiny-world'), **{k: v for k, v in given.items() if k in ('device', 'compile_dit')}}
 
 def missing_inputs(cells: list, cache_dir) -> list:
     "Every missing paper-world input of `cells` (each dataset's class folders, the DiT, φ and teacher weights), one line each."

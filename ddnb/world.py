@@ -150,6 +150,7 @@ class World:
         files = sorted(p for p in md.rglob('*') if p.is_file() and p.suffix in ('.safetensors', '.bin', '.json'))
         key = {'model_dir': str(md), 'files': fingerprint([(str(p.relative_to(md)), p.stat().st_size, p.stat().st_mtime_ns) for p in files])}
         gen = load_generator(md, num_classes=1000, device=self.device)
+        if self.cfg.compile_dit: gen.transformer.compile()   # compiled on its first forward; fine-tunes deep-copy it with their own weights
         if self.device.type == 'cuda':   # bf16 DiT forwards and TF32 matmuls on a GPU; the CPU path stays fp32 (tolerance in 02_generator)
             gen.autocast = torch.bfloat16
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
