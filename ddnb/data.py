@@ -207,8 +207,9 @@ class ShardedImageSet(Dataset, Batches):
         from safetensors import safe_open
         idx = torch.as_tensor(idx, dtype=torch.long).view(-1)
         out = torch.empty(len(idx), *self.image_shape)
-        for c in self.y[idx].unique().tolist():
-            where = (self.y[idx] == c).nonzero().view(-1)
+        labels = self.y[idx]
+        for c in labels.unique().tolist():
+            where = (labels == c).nonzero().view(-1)
             with safe_open(str(_shard(self.root, c)), 'pt') as f:
                 sl = f.get_slice('x')
                 for j in where.tolist(): i = int(idx[j]) - self.starts[c]; out[j] = sl[i:i + 1][0].float() / 255

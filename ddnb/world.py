@@ -102,7 +102,7 @@ class World:
     "What a world supplies to an experiment: real data, the generator and its labels, φ, the teacher, students and recipes."
     def __init__(self, cfg: Config,
                  needs=()):  # paper world: inputs checked now, all missing ones in one error (some of `NEEDS`)
-        self.cfg = cfg
+        self.cfg, self._real_features = cfg, {}
         if cfg.world == 'paper': check_paper_inputs(cfg, needs)
 
     @classmethod
@@ -179,12 +179,15 @@ class World:
         return timm_feature_extractor(self.cfg.feature_weights, self.cfg.feature_model).to(self.device)
 
     def real_features(self, name: str | None = None) -> torch.Tensor:
-        "φ(name) features of every real training image (row i ↔ `train.y[i]`), streamed in batches and cached as a stage per (set, φ weights)."
+        "φ(name) features of every real training image (row i ↔ `train.y[i]`), streamed in batches and cached as a stage per (set, φ weights); kept per name."
+        if name in self._real_features: return self._real_features[name]   # a study asks once per set: φ is loaded and hashed once
         from safetensors.torch import save_file, load_file
         phi = self.features(name)
         key = {'real': self.train.fingerprint(), 'features': name or 'default', 'weights': fingerprint(phi.state_dict())}
         build = lambda d: save_file({'f': self.train.map_batches(phi).contiguous()}, str(d/'features.safetensors'))
-        return StageCache(self.cfg.cache_dir).load('real_features', key, build, lambda d: load_file(str(d/'features.safetensors'))['f'], verbose=False)
+        f = StageCache(self.cfg.cache_dir).load('real_features', key, build, lambda d: load_file(str(d/'features.safetensors'))['f'], verbose=False)
+        self._real_features[name] = f
+        return f
 
     def teacher(self, recipes: list):
         "The soft-label teacher when any recipe needs one, else None."
