@@ -16,7 +16,8 @@ from .students import build_student
 from .evaluate import Recipe, Normalized, result_row, _train_batch, _resize, _prep, _normalize, _optimizer, _scheduler
 
 # %% auto #0
-__all__ = ['StackedStudents', 'top1_batched', 'train_students_batched', 'evaluate_batch', 'batch_groups', 'bench_batched']
+__all__ = ['CPU_BATCH_MAX_STEP', 'StackedStudents', 'top1_batched', 'train_students_batched', 'evaluate_batch', 'step_images',
+           'batch_groups', 'bench_batched']
 
 # %% ../nbs/13_batched.ipynb #c006
 def _check_compatible(sets: list):
@@ -123,13 +124,22 @@ def evaluate_batch(tasks: list,  # (DistilledSet, Recipe, seed) triples with one
     dt = (time.time() - t0) / len(tasks)
     return [{**result_row(ds, recipe, seed, m.checks, dt), 'batched': len(tasks)} for (ds, _, seed), m in zip(tasks, models)]
 
-def batch_groups(tasks: list, max_k: int) -> list:
+CPU_BATCH_MAX_STEP = 10   # on CPU, batching pays only when a step is this many images or fewer (benchmark below)
+
+def step_images(ds: DistilledSet, recipe: Recipe) -> int:
+    "Images per optimiser step when `recipe` trains on `ds`."
+    return recipe.settings(ds.ipc, len(ds.classes), len(ds.x))['batch_size']
+
+def batch_groups(tasks: list, max_k: int,
+                 device='cpu',  # on CPU, tasks with steps of more than `CPU_BATCH_MAX_STEP` images train alone
+                 ) -> list:
     "Indices of `tasks` grouped into batches of ≤ max_k compatible tasks (one recipe, one set shape, IPC and class list)."
     import json
-    groups = {}
+    groups, alone = {}, []
     for i, (ds, r, s) in enumerate(tasks):
+        if str(device) == 'cpu' and step_images(ds, r) > CPU_BATCH_MAX_STEP: alone.append([i]); continue
         groups.setdefault((json.dumps(r.to_dict(), sort_keys=True), tuple(ds.x.shape), ds.ipc, tuple(ds.classes)), []).append(i)
-    return [g[j:j + max_k] for g in groups.values() for j in range(0, len(g), max_k)]
+    return sorted([g[j:j + max_k] for g in groups.values() for j in range(0, len(g), max_k)] + alone)
 
 # %% ../nbs/13_batched.ipynb #c013
 def bench_batched(ks=(1, 4, 16, 64), recipe: Recipe | None = None, ipc: int = 10, epochs: int = 3, image_size: int | None = None,

@@ -443,7 +443,7 @@ def _run_group(args):
 def run_evaluations(tasks: list,  # (DistilledSet, Recipe, seed) triples
                     test: ImageSet, teacher: nn.Module | None = None, workers: int = 2, threads: int = 1,
                     device='cpu', desc: str = 'students',
-                    batch: int = 1,  # > 1: train up to this many compatible tasks as one computation (`ddnb.batched`)
+                    batch: int = 1,  # > 1: train up to this many compatible tasks as one computation (`ddnb.batched.batch_groups`: on CPU only small steps)
                     ) -> list:
     "Evaluate many (set, recipe, seed) tasks, in parallel processes on CPU; one row per task, in order; identical tasks train once."
     keys = [fingerprint(ds.x, ds.y, ds.soft_labels, r.to_dict(), s) for ds, r, s in tasks]
@@ -452,7 +452,7 @@ def run_evaluations(tasks: list,  # (DistilledSet, Recipe, seed) triples
     uniq = [tasks[i] for i in first.values()]
     if batch > 1:
         from ddnb.batched import batch_groups
-        groups = batch_groups(uniq, batch)
+        groups = batch_groups(uniq, batch, device)
     else: groups = [[i] for i in range(len(uniq))]
     args = [([uniq[i] for i in g], test, teacher, device) for g in groups]
     if workers <= 1 or device != 'cpu':

@@ -29,7 +29,7 @@ PROFILES = {
     'mini': dict(world='mini', pretrain_steps=5000, gate_n_per_class=100, recon_n=540, num_steps=50,
                  ipcs=[1, 2, 5, 10], seeds=[0, 1, 2, 3, 4], d3hr_studies=['main', 'losses', 'steps', 'm', 'variance'], m=10000,
                  finetune_epochs=8, ims3_studies=['table4', 'alpha-beta', 'k', 'g', 'lambda', 'loss', 'features', 'centroids'],
-                 sampler_studies=['dmgd-main', 'dmgd-ablation', 'igds-main', 'igds-beta']),
+                 sampler_studies=['dmgd-main', 'dmgd-ablation', 'igds-main', 'igds-beta'], student_batch=16, workers=1, jobs=2),
     'smoke': dict(world='mini', pretrain_steps=40, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,
                   gate_n_per_class=4, recon_n=20, num_steps=10, ipcs=[1, 2], seeds=[0, 1], epochs=2, d3hr_studies=['main'], m=100, to_step=6,
                   finetune_epochs=1, ims3_studies=['table4', 'alpha-beta', 'centroids'], student_batch=4, workers=1, jobs=2),
