@@ -1070,7 +1070,8 @@ def time_breakdown(profile: str, reports_dir='reports') -> list:
         except (ValueError, KeyError, OSError): continue
         cells = [c for c in nb.get('cells', []) if c.get('cell_type') == 'code' and c.get('metadata', {}).get('papermill', {}).get('start_time')]
         if not cells or not pm.get('duration') or not pm.get('start_time'): continue
-        row = {'cell': p.stem, 'total': float(pm['duration']), **{s: 0.0 for s in TIME_STAGES}}
+        row = {'cell': p.stem, 'total': float(pm['duration']), **{s: 0.0 for s in TIME_STAGES},
+               'start': datetime.fromisoformat(pm['start_time']), 'end': datetime.fromisoformat(pm['end_time']) if pm.get('end_time') else None}
         row['kernel start'] = max(0.0, (datetime.fromisoformat(cells[0]['metadata']['papermill']['start_time']) - datetime.fromisoformat(pm['start_time'])).total_seconds())
         body = [c for c in cells if not {'parameters', 'injected-parameters'} & set(c['metadata'].get('tags', []))]
         for i, c in enumerate(body):   # the first cell after the parameters imports and builds the world
@@ -1079,14 +1080,27 @@ def time_breakdown(profile: str, reports_dir='reports') -> list:
     return rows
 
 def time_section(profile: str, out: Path) -> str:
-    "The report's time breakdown: minutes per cell and stage, summed, and a stacked-bar figure."
+    "The report's time breakdown: minutes per cell and stage, summed, beside the reference run's minutes, and a stacked-bar figure."
     rows = time_breakdown(profile, out.parent)
     if not rows: return ''
     import matplotlib.pyplot as plt
+    ref = load_reference(out).get('timings', {})
     tot = {s: sum(r[s] for r in rows) for s in ('total', *TIME_STAGES)}
     m = lambda v: f"{v / 60:.1f}"
-    table = markdown_table([{**{k: m(r[k]) for k in ('total', *TIME_STAGES)}, 'cell': f"`{r['cell']}`"} for r in sorted(rows, key=lambda r: -r['total'])]
-                           + [{'cell': '**sum**', **{k: f"**{m(tot[k])}**" for k in ('total', *TIME_STAGES)}}], ['cell', 'total', *TIME_STAGES])
+    cols = ['cell', 'total', *TIME_STAGES] + (['reference', 'reference / total'] if ref else [])
+    def vs_ref(r):   # the reference run's minutes of this cell and how many times longer it took
+        s = ref.get(r['cell'])
+        return {} if not ref else {'reference': '–', 'reference / total': '–'} if s is None else {'reference': m(s), 'reference / total': f"{s / r['total']:.2f}×"}
+    both = [r for r in rows if r['cell'] in ref]
+    table = markdown_table([{**{k: m(r[k]) for k in ('total', *TIME_STAGES)}, 'cell': f"`{r['cell']}`", **vs_ref(r)} for r in sorted(rows, key=lambda r: -r['total'])]
+                           + [{'cell': '**sum**', **{k: f"**{m(tot[k])}**" for k in ('total', *TIME_STAGES)},
+                               **({'reference': f"**{m(sum(ref[r['cell']] for r in both))}** ({len(both)} cells)",
+                                   'reference / total': f"**{sum(ref[r['cell']] for r in both) / sum(r['total'] for r in both):.2f}×**" if both else '–'} if ref else {})}], cols)
+    ends = [r['end'] for r in rows if r['end'] is not None]
+    span = (f" From the first notebook's start to the last one's end: {m((max(ends) - min(r['start'] for r in rows)).total_seconds())} min "
+            "(the run's wall time when every notebook here comes from one run)." if ends else '')
+    ref_md = (f" The reference columns are the cells' notebook minutes in the reference run (`reference/timings.json`: "
+              f"{load_reference(out).get('note') or 'no note'})." if ref else '')
     fig, ax = plt.subplots(figsize=(8, 0.3 * len(rows) + 1.2))
     left = np.zeros(len(rows))
     for s in TIME_STAGES:
@@ -1097,5 +1111,5 @@ def time_section(profile: str, out: Path) -> str:
     return '\n'.join(['## Where the time goes', '',
         f"Minutes of each cell's notebook by stage, from papermill's per-cell timings in `notebooks/` (`time_breakdown`). Cells that "
         f"ran at the same time (`jobs` > 1) overlap, so the sum exceeds the run's wall time. Of {m(tot['total'])} cell-minutes: "
-        + ', '.join(f"{s} {share[s]:.0f} %" for s in TIME_STAGES) + '. Setup includes waiting for a stage another cell builds.', '',
+        + ', '.join(f"{s} {share[s]:.0f} %" for s in TIME_STAGES) + '. Setup includes waiting for a stage another cell builds.' + span + ref_md, '',
         table, '', '![time breakdown](figures/time_breakdown.png)', ''])
