@@ -16,8 +16,8 @@ from .students import build_student
 from .evaluate import Recipe, Normalized, result_row, _train_batch, _resize, _prep, _normalize, _optimizer, _scheduler
 
 # %% auto #0
-__all__ = ['CPU_BATCH_MAX_STEP', 'StackedStudents', 'top1_batched', 'train_students_batched', 'evaluate_batch', 'step_images',
-           'batch_groups', 'bench_batched']
+__all__ = ['CPU_BATCH_MAX_STEP', 'StackedStudents', 'top1_batched', 'train_students_batched', 'evaluate_batch', 'evaluate_group',
+           'step_images', 'batch_groups', 'bench_batched']
 
 # %% ../nbs/13_batched.ipynb #c006
 def _check_compatible(sets: list):
@@ -123,6 +123,23 @@ def evaluate_batch(tasks: list,  # (DistilledSet, Recipe, seed) triples with one
                                     teacher if recipe.label_mode == 'soft' else None, device, test=test)   # checks end with the last epoch
     dt = (time.time() - t0) / len(tasks)
     return [{**result_row(ds, recipe, seed, m.checks, dt), 'batched': len(tasks)} for (ds, _, seed), m in zip(tasks, models)]
+
+def evaluate_group(tasks: list,  # (DistilledSet, Recipe, seed) triples that `batch_groups` put together
+                   test: ImageSet, teacher: nn.Module | None = None, device='cpu') -> list:
+    "Rows of a group of compatible tasks, trained as one computation; on a device out of memory, again in chunks of half the size."
+    from accelerate.utils import find_executable_batch_size
+    from ddnb.evaluate import evaluate_one
+    k = len(tasks)
+    def halve():
+        nonlocal k
+        k //= 2
+        print(f"[ddnb] {tasks[0][1].name}: out of device memory with {2 * k} students at once, training {k} at a time", flush=True)
+        return k
+    @find_executable_batch_size(starting_batch_size=k, reduce_batch_size_fn=halve)
+    def run(k):   # each student keeps its own RNG streams: its result does not depend on the chunk it is trained in
+        chunks = [tasks[j:j + k] for j in range(0, len(tasks), k)]
+        return [r for c in chunks for r in (evaluate_batch(c, test, teacher, device) if len(c) > 1 else [evaluate_one(*c[0], test, teacher, device)])]
+    return run()
 
 CPU_BATCH_MAX_STEP = 10   # on CPU, batching pays only when a step is this many images or fewer (benchmark below)
 

@@ -436,9 +436,9 @@ def _init_worker(threads: int):
 def _run(args): return evaluate_one(*args)
 
 def _run_group(args):
-    from ddnb.batched import evaluate_batch
+    from ddnb.batched import evaluate_group
     tasks, test, teacher, device = args
-    return evaluate_batch(tasks, test, teacher, device) if len(tasks) > 1 else [evaluate_one(*tasks[0], test, teacher, device)]
+    return evaluate_group(tasks, test, teacher, device) if len(tasks) > 1 else [evaluate_one(*tasks[0], test, teacher, device)]
 
 def run_evaluations(tasks: list,  # (DistilledSet, Recipe, seed) triples
                     test: ImageSet, teacher: nn.Module | None = None, workers: int = 2, threads: int = 1,
