@@ -16,13 +16,13 @@ from .artefacts import paper_values
 __all__ = ['PROFILES', 'BASELINES', 'TIME_STAGES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies',
            'ims3_studies', 'sampler_studies', 'declared_parameters', 'grid_for', 'code_version', 'cell_key', 'Journal',
            'profile_dir', 'run_cell', 'select_cells', 'plan_grid', 'cell_cost', 'save_student_cost', 'student_hours',
-           'format_plan', 'set_aside_results', 'world_inputs', 'missing_inputs', 'run_grid', 'run_cells_parallel',
-           'clean_leftovers', 'result_problem', 'load_results', 'markdown_table', 'foundation_section', 'baseline_rows',
-           'accuracy_rule', 'per_seed_top1', 'baselines_section', 'study_table', 'study_figure', 'd3hr_sweeps_section',
-           'paper_table', 'ims3_section', 'ims3_sweeps_section', 'versus_base', 'samplers_section', 'write_reports',
-           'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement', 'compare_to_reference',
-           'reproduction_section', 'save_figure', 'image_grid_figure', 'distilled_figure', 'time_breakdown',
-           'time_section']
+           'longest_first', 'estimated_wall', 'format_plan', 'set_aside_results', 'world_inputs', 'missing_inputs',
+           'run_grid', 'run_cells_parallel', 'clean_leftovers', 'result_problem', 'load_results', 'markdown_table',
+           'foundation_section', 'baseline_rows', 'accuracy_rule', 'per_seed_top1', 'baselines_section', 'study_table',
+           'study_figure', 'd3hr_sweeps_section', 'paper_table', 'ims3_section', 'ims3_sweeps_section', 'versus_base',
+           'samplers_section', 'write_reports', 'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement',
+           'compare_to_reference', 'reproduction_section', 'save_figure', 'image_grid_figure', 'distilled_figure',
+           'time_breakdown', 'time_section']
 
 # %% ../nbs/14_reproduce.ipynb #c007
 PROFILES = {
@@ -363,7 +363,22 @@ def student_hours(per_student: dict, cost: dict) -> tuple:
     h = sum(n * cost[k] for k, n in per_student.items() if k in cost) / 3600
     return h, sorted(k for k in per_student if k not in cost)
 
-def format_plan(rows: list, profile: str, out: Path, cache_dir) -> str:
+def longest_first(rows: list) -> list:
+    "Plan rows to run, the foundation first, then the longest estimates first (cells without one first of all: they may be long)."
+    runs = [r for r in rows if r['action'] == 'run']
+    first = [r for r in runs if r['cell'] == 'foundation']
+    return first + sorted([r for r in runs if r not in first], key=lambda r: -(r['estimate_s'] if r['estimate_s'] is not None else math.inf))
+
+def estimated_wall(rows: list, jobs: int = 1) -> float:
+    "Seconds the plan's runs take `jobs` at a time in `longest_first` order, the foundation alone (cells without an estimate count 0)."
+    import heapq
+    order, t = longest_first(rows), 0.0
+    if order and order[0]['cell'] == 'foundation' and jobs > 1: t, order = order[0]['estimate_s'] or 0.0, order[1:]
+    slots = [t] * max(1, jobs)
+    for r in order: heapq.heappush(slots, heapq.heappop(slots) + (r['estimate_s'] or 0.0))
+    return max(slots) if order else t
+
+def format_plan(rows: list, profile: str, out: Path, cache_dir, jobs: int = 1) -> str:
     "The plan as text: a line per cell, then the totals and the estimated time."
     runs = [r for r in rows if r['action'] == 'run']
     known = [r['estimate_s'] for r in runs if r['estimate_s'] is not None]
@@ -393,8 +408,9 @@ def format_plan(rows: list, profile: str, out: Path, cache_dir) -> str:
         lines.append(f"[ddnb] students ≈ {sh:.1f} h on {sdev} (measured by `ddnb bench students --size N`)" + (f"; not measured: {', '.join(miss)}" if miss else '')
                      if scost else "[ddnb] no measured student cost on this machine: run `ddnb bench students --size 224` to turn student image-epochs into hours")
     unknown = len(runs) - len(known)
-    lines.append(f"[ddnb] {len(runs)} to run, {len(rows) - len(runs)} reused; estimated {sum(known) / 60:.0f} min "
+    lines.append(f"[ddnb] {len(runs)} to run, {len(rows) - len(runs)} reused; estimated {sum(known) / 60:.0f} cell-minutes "
                  "(the reference run's wall time per cell, reference/timings.json)"
+                 + (f", ≈ {estimated_wall(rows, jobs) / 60:.0f} min with {jobs} at a time (foundation alone, then longest first)" if jobs > 1 else '')
                  + (f", {unknown} cells without a reference time" if unknown else ''))
     return '\n'.join(lines)
 
@@ -441,6 +457,7 @@ def run_grid(profile: str = 'mini', reports_dir='reports', cache_dir=None,
              jobs: int | None = None) -> list:  # cells run at once, one thread each (default: the profile's `jobs`, else 1)
     "Print the plan, then run every cell this machine has not finished under the same key, then rebuild the reports."
     out, cache_dir = profile_dir(profile, reports_dir), Path(cache_dir or default_cache_dir()).expanduser()
+    jobs = jobs or profile_params(profile).get('jobs', 1)
     if cache_dir.resolve().is_relative_to(out.resolve()):
         raise ValueError(f"cache dir {cache_dir} lies inside the reports folder {out}: point DDNB_CACHE / --cache-dir elsewhere")
     pats = [only] if isinstance(only, str) else list(only or [])
@@ -456,11 +473,11 @@ def run_grid(profile: str = 'mini', reports_dir='reports', cache_dir=None,
     out, cache_dir = writable_dir(out, 'reports folder'), writable_dir(cache_dir, 'cache dir')
     if plan_only:
         plan = plan_grid(cells, out, cache_dir, profile, force)
-        print(format_plan(plan, profile, out, cache_dir), flush=True)
+        print(format_plan(plan, profile, out, cache_dir, jobs), flush=True)
         if problems: print('[ddnb] missing inputs (the run would stop here):\n  - ' + '\n  - '.join(problems), flush=True)
         return plan
     with exclusive_lock(out/'.ddnb-run.lock', f'reports folder {out}', wait=False):
-        return _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs or profile_params(profile).get('jobs', 1))
+        return _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs)
 
 def run_cells_parallel(todo: list,  # (cell, key) pairs
                        out: Path, cache_dir, profile: str, jobs: int):
@@ -494,12 +511,13 @@ def _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs=1) -> l
     gone = clean_leftovers(out, journal) + StageCache(cache_dir).clean_leftovers()
     if gone: print(f"[ddnb] removed {len(gone)} leftovers of earlier runs: {[p.name for p in gone]}")
     plan = plan_grid(cells, out, cache_dir, profile, force)
-    print(format_plan(plan, profile, out, cache_dir), flush=True)
+    print(format_plan(plan, profile, out, cache_dir, jobs), flush=True)
     moved = set_aside_results(out, [p['cell'] for p in plan if p['action'] == 'run'])
     if moved: print(f"[ddnb] {len(moved)} earlier result files moved to {out/'_work'/'previous'}/ (they are re-computed now)", flush=True)
     say = lambda rec: print(f"[ddnb] {rec['cell']}: {rec['status']}" + (f" ({rec['seconds']} s)" if 'seconds' in rec else '') +
                             (f" — {rec['error'][:300]}" if rec['status'] == 'failed' else ''), flush=True)
-    todo = [(cell, p['key']) for cell, p in zip(cells, plan) if p['action'] == 'run']
+    by_name = {cell.name: cell for cell in cells}
+    todo = [(by_name[p['cell']], p['key']) for p in longest_first(plan)]   # two slots idle least when the long cells start first
     done = {cell.name: {'cell': cell.name, 'status': 'reused'} for cell, p in zip(cells, plan) if p['action'] == 'reuse'}
     for rec in done.values(): say(rec)
     alone = [t for t in todo if jobs <= 1 or t[0].notebook == 'foundation.ipynb']   # foundation shows the pretraining: it builds it, first
