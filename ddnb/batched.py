@@ -5,19 +5,21 @@
 # %% ../nbs/13_batched.ipynb #c003
 from __future__ import annotations
 import copy, math, time
+from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
 from torch.func import stack_module_state, functional_call, vmap
-from .core import seed_everything, torch_generator, progress
+from .core import fingerprint, seed_everything, torch_generator, progress
 from .data import ImageSet
 from .distilled import DistilledSet
 from .students import build_student
 from .evaluate import Recipe, Normalized, result_row, _train_batch, _resize, _prep, _normalize, _optimizer, _scheduler
+from .evaluate import _load_checkpoint, _save_checkpoint, _rng_states, _set_rng_states
 
 # %% auto #0
-__all__ = ['CPU_BATCH_MAX_STEP', 'StackedStudents', 'top1_batched', 'train_students_batched', 'evaluate_batch', 'evaluate_group',
-           'step_images', 'batch_groups', 'bench_batched']
+__all__ = ['BATCHED_CHECKPOINT_FILE', 'CPU_BATCH_MAX_STEP', 'StackedStudents', 'top1_batched', 'train_students_batched',
+           'evaluate_batch', 'evaluate_group', 'step_images', 'batch_groups', 'bench_batched']
 
 # %% ../nbs/13_batched.ipynb #c006
 def _check_compatible(sets: list):
@@ -52,12 +54,17 @@ def top1_batched(students: StackedStudents, recipe: Recipe, test: ImageSet, batc
         hits += (students(_normalize(_prep(xb.to(device), recipe), recipe), shared=True).argmax(-1).cpu() == yb).sum(1).float()
     return (100 * hits / len(test)).tolist()
 
+BATCHED_CHECKPOINT_FILE = 'students.pt'   # `train_students_batched`'s file in a checkpoint folder
+
 def train_students_batched(sets: list,  # K DistilledSets of one shape (the same set may repeat)
                            recipe: Recipe, seeds: list,  # one seed per student
                            teacher: nn.Module | None = None, device='cpu', epochs: int | None = None,
                            test: ImageSet | None = None,  # tested after the recipe's check epochs; results in each model's `.checks`
                            loss_log: list | None = None,  # if given, gets one list of K losses per step
-                           show_progress: bool = False) -> list:
+                           show_progress: bool = False,
+                           checkpoint: str | Path | None = None,  # a folder: the training state is saved there (`BATCHED_CHECKPOINT_FILE`) and training resumes from it
+                           checkpoint_every: float = 600.0,  # seconds between saves (at the end of an epoch once due; never after the last epoch)
+                           ) -> list:
     "Train K students as one computation; the same experiments as `train_student(sets[k], recipe, seeds[k])`, returned as K models."
     if len(sets) != len(seeds) or not sets: raise ValueError(f"train_students_batched: {len(sets)} sets for {len(seeds)} seeds")
     _check_compatible(sets)
@@ -79,7 +86,20 @@ def train_students_batched(sets: list,  # K DistilledSets of one shape (the same
     check_at, checks = set(recipe.checks(epochs)) if test is not None else set(), []
     if teacher is not None: teacher = teacher.to(device).eval()
     T = recipe.temperature
-    for epoch in progress(range(epochs), desc=f'{recipe.name} × {K} students', leave=False, disable=not show_progress):
+    start, fp = 0, fingerprint([ds.x for ds in sets], [ds.y for ds in sets], recipe.to_dict(), list(seeds), epochs) if checkpoint is not None else None
+    state = _load_checkpoint(checkpoint, BATCHED_CHECKPOINT_FILE, fp)
+    if state is not None:      # as `train_student`: stacked weights, optimiser and schedule, every student's generator, the global RNGs
+        with torch.no_grad():
+            for name, p in students.params.items(): p.copy_(state['params'][name])
+            for name, b in students.buffers.items(): b.copy_(state['buffers'][name])
+        opt.load_state_dict(state['opt']); sched.load_state_dict(state['sched'])
+        for g, s in zip(gens, state['gens'], strict=True): g.set_state(s)
+        _set_rng_states(state['rng'], device)
+        start, checks = state['epoch'], [(e, list(accs)) for e, accs in state['checks']]
+        print(f"[ddnb] {recipe.name} × {K} students (seeds {list(seeds)}): resumed at epoch {start} of {epochs} "
+              f"from {Path(checkpoint) / BATCHED_CHECKPOINT_FILE}", flush=True)
+    saved = time.monotonic()
+    for epoch in progress(range(start, epochs), desc=f'{recipe.name} × {K} students', leave=False, disable=not show_progress):
         orders = [torch.randperm(n, generator=g).split(bs) for g in gens]
         for step in range(len(orders[0])):
             xb, yb, yp, lam = [], [], [], []
@@ -108,24 +128,35 @@ def train_students_batched(sets: list,  # K DistilledSets of one shape (the same
             raise FloatingPointError(f"{recipe.student} on {sets[k].method} (IPC {sets[k].ipc}, recipe {recipe.name}, seed {seeds[k]}, "
                                      f"batched student {k} of {K}): loss {losses[k].item()} at epoch {epoch}")
         if epoch in check_at: checks.append((epoch, top1_batched(students, recipe, test)))
+        if checkpoint is not None and epoch < epochs - 1 and time.monotonic() - saved >= checkpoint_every:
+            _save_checkpoint(checkpoint, BATCHED_CHECKPOINT_FILE, {
+                'fingerprint': fp, 'epoch': epoch + 1, 'params': {name: p.detach() for name, p in students.params.items()},
+                'buffers': dict(students.buffers), 'opt': opt.state_dict(), 'sched': sched.state_dict(),
+                'gens': [g.get_state() for g in gens], 'rng': _rng_states(device), 'checks': [[e, list(accs)] for e, accs in checks]})
+            saved = time.monotonic()
     models = [Normalized(net, recipe).eval() for net in students.unstack()]
     for k, m in enumerate(models): m.checks = [(e, accs[k]) for e, accs in checks]
     return models
 
 # %% ../nbs/13_batched.ipynb #c010
 def evaluate_batch(tasks: list,  # (DistilledSet, Recipe, seed) triples with one recipe and sets of one shape
-                   test: ImageSet, teacher: nn.Module | None = None, device='cpu') -> list:
+                   test: ImageSet, teacher: nn.Module | None = None, device='cpu',
+                   checkpoint: str | Path | None = None,  # a folder for `train_students_batched`'s checkpoint (resumed from when there)
+                   ) -> list:
     "Train the tasks' students as one computation; one `evaluate_one`-style row per task."
     recipe = tasks[0][1]
     if any(r.to_dict() != recipe.to_dict() for _, r, _ in tasks): raise ValueError("evaluate_batch: the tasks use different recipes")
     t0 = time.time()
     models = train_students_batched([ds for ds, _, _ in tasks], recipe, [s for _, _, s in tasks],
-                                    teacher if recipe.label_mode == 'soft' else None, device, test=test)   # checks end with the last epoch
+                                    teacher if recipe.label_mode == 'soft' else None, device, test=test,
+                                    checkpoint=checkpoint)   # checks end with the last epoch
     dt = (time.time() - t0) / len(tasks)
     return [{**result_row(ds, recipe, seed, m.checks, dt), 'batched': len(tasks)} for (ds, _, seed), m in zip(tasks, models)]
 
 def evaluate_group(tasks: list,  # (DistilledSet, Recipe, seed) triples that `batch_groups` put together
-                   test: ImageSet, teacher: nn.Module | None = None, device='cpu') -> list:
+                   test: ImageSet, teacher: nn.Module | None = None, device='cpu',
+                   checkpoint: str | Path | None = None,  # a folder: the whole group's checkpoint; after an out-of-memory retry, a subfolder per chunk
+                   ) -> list:
     "Rows of a group of compatible tasks, trained as one computation; on a device out of memory, again in chunks of half the size."
     from accelerate.utils import find_executable_batch_size
     from ddnb.evaluate import evaluate_one
@@ -137,8 +168,12 @@ def evaluate_group(tasks: list,  # (DistilledSet, Recipe, seed) triples that `ba
         return k
     @find_executable_batch_size(starting_batch_size=k, reduce_batch_size_fn=halve)
     def run(k):   # each student keeps its own RNG streams: its result does not depend on the chunk it is trained in
-        chunks = [tasks[j:j + k] for j in range(0, len(tasks), k)]
-        return [r for c in chunks for r in (evaluate_batch(c, test, teacher, device) if len(c) > 1 else [evaluate_one(*c[0], test, teacher, device)])]
+        # checkpoints: the whole group in `checkpoint`; chunks (after out of memory) each in their own subfolder `chunk<k>_<first index>`,
+        # so a re-run that halves again finds each chunk's own state (a checkpoint is keyed by its sets and seeds, so none is mixed up)
+        folder = lambda j: None if checkpoint is None else Path(checkpoint) if k >= len(tasks) else Path(checkpoint) / f'chunk{k}_{j}'
+        chunks = [(j, tasks[j:j + k]) for j in range(0, len(tasks), k)]
+        return [r for j, c in chunks for r in (evaluate_batch(c, test, teacher, device, checkpoint=folder(j)) if len(c) > 1
+                                                else [evaluate_one(*c[0], test, teacher, device, checkpoint=folder(j))])]
     return run()
 
 CPU_BATCH_MAX_STEP = 10   # on CPU, batching pays only when a step is this many images or fewer (benchmark below)

@@ -5,7 +5,9 @@
 # %% ../nbs/15_cli.ipynb #c002
 from __future__ import annotations
 import argparse, sys
-from .reproduce import run_grid, write_reports, freeze_reference, PROFILES
+from .runner import run_grid
+from .reproduce import write_reports, freeze_reference
+from .grid import PROFILES
 
 # %% auto #0
 __all__ = ['parser', 'bench_d3hr', 'bench_students', 'bench_samplers', 'bench_generator', 'main']
@@ -20,7 +22,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--only', default=None, nargs='+', help='run only cells whose name contains this (or any of these)')
     r.add_argument('--force', action='store_true', help='re-run cells this machine already finished (see the plan)')
     r.add_argument('--plan', action='store_true', help='print the plan (cells to reuse / run, estimated time) and stop')
-    r.add_argument('--jobs', type=int, default=None, help='cells run at once, one thread each (default: the profile setting, else 1)')
+    r.add_argument('--jobs', type=int, default=None, help='local worker processes (cells at once), one thread each; with --cluster: batch jobs (default: the profile setting, else 1)')
+    r.add_argument('--devices', default=None, help='one local worker per GPU: auto (every visible GPU) or a list such as 0,1')
+    r.add_argument('--scheduler', default=None, help='run on a running Dask cluster: its scheduler address, e.g. tcp://10.0.0.5:8786')
+    r.add_argument('--cluster', default=None, choices=['slurm', 'pbs', 'sge', 'lsf'], help='start a dask-jobqueue cluster of --jobs batch jobs')
+    r.add_argument('--cluster-opt', action='append', default=[], metavar='KEY=VALUE', help='--cluster: an option of its dask-jobqueue class (queue=gpu, walltime=04:00:00, memory=32GB, account=…, gpu=1), repeatable')
     r.add_argument('--reports-dir', default='reports')
     r.add_argument('--cache-dir', default=None, help='stage cache and run journal (default $DDNB_CACHE or ~/.cache/ddnb)')
     for flag, what in (('--data-root', 'paper: ImageNet root holding train/<wnid>/ and val/<wnid>/'),
@@ -100,7 +106,7 @@ def bench_students(a) -> list:
     print(f"student training throughput, {a.channels}x{a.image_size}x{a.image_size}, batch {a.batch_size}, {torch.get_num_threads()} threads, {a.device}:")
     for r in rows: print(f"  {r['student']:12s} {r['params']:>10,d} params  {r['images_per_s']:9.1f} images/s")
     if not kw:
-        from ddnb.reproduce import save_student_cost
+        from ddnb.plan import save_student_cost
         print(f"  kept in {save_student_cost(rows, a.device, a.cache_dir)} for `ddnb reproduce --plan` (student hours)")
     return rows
 
@@ -135,7 +141,11 @@ def main(argv=None) -> int:
     if a.command == 'reproduce':
         from ddnb.world import PAPER_INPUTS
         inputs = {k: getattr(a, k) for k in (*PAPER_INPUTS, 'device', 'compile_dit')}
-        try: status = run_grid(a.profile, a.reports_dir, a.cache_dir, a.only, a.force, plan_only=a.plan, inputs=inputs, jobs=a.jobs)
+        try:
+            bad = [o for o in a.cluster_opt if '=' not in o]
+            if bad: raise ValueError(f"--cluster-opt {bad[0]!r}: expected KEY=VALUE")
+            status = run_grid(a.profile, a.reports_dir, a.cache_dir, a.only, a.force, plan_only=a.plan, inputs=inputs, jobs=a.jobs, devices=a.devices,
+                              scheduler=a.scheduler, cluster=a.cluster, cluster_opts=dict(o.split('=', 1) for o in a.cluster_opt))
         except (ValueError, OSError, RuntimeError) as e: print(f"ddnb reproduce: error: {e}", file=sys.stderr); return 2   # before any cell ran
         if a.plan: return 0
         n = {k: sum(s['status'] == k for s in status) for k in ('ok', 'reused', 'failed')}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_evaluate.ipynb #c003
 from __future__ import annotations
-import math, time
+import math, os, random, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -17,10 +17,10 @@ from .distilled import DistilledSet
 from .students import build_student
 
 # %% auto #0
-__all__ = ['MINIMAX_EPOCHS', 'AUGMENTATIONS', 'RECIPES', 'Recipe', 'random_resized_crop', 'random_flip', 'color_jitter',
-           'lighting', 'rand_augment', 'shuffle_patches', 'augment_batch', 'cutmix', 'register_recipe', 'get_recipe',
-           'Normalized', 'train_student', 'top1', 'teacher_for', 'load_teacher', 'evaluate_one', 'result_row',
-           'summarize', 'evaluate', 'run_evaluations', 'recipes_for', 'teacher_if_needed', 'dd_ranking',
+__all__ = ['MINIMAX_EPOCHS', 'AUGMENTATIONS', 'RECIPES', 'CHECKPOINT_FILE', 'Recipe', 'random_resized_crop', 'random_flip',
+           'color_jitter', 'lighting', 'rand_augment', 'shuffle_patches', 'augment_batch', 'cutmix', 'register_recipe',
+           'get_recipe', 'Normalized', 'train_student', 'top1', 'teacher_for', 'load_teacher', 'evaluate_one',
+           'result_row', 'summarize', 'evaluate', 'run_evaluations', 'recipes_for', 'teacher_if_needed', 'dd_ranking',
            'student_throughput']
 
 # %% ../nbs/12_evaluate.ipynb #c006
@@ -275,12 +275,52 @@ def _train_batch(x: torch.Tensor, recipe: Recipe, g: torch.Generator, size: int)
     if recipe.cutmix_beta > 0 and float(torch.rand(1, generator=g)) < recipe.cutmix_prob: return cutmix(x, g, recipe.cutmix_beta)
     return x, None, 1.0
 
+CHECKPOINT_FILE = 'student.pt'   # `train_student`'s file in a checkpoint folder (`train_students_batched`: 'students.pt')
+
+def _rng_states(device) -> dict:
+    "The global RNG states — torch's (and CUDA's when training there), Python's, NumPy's — as tensors and numbers (loadable with `weights_only`)."
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    s = {'torch': torch.get_rng_state(), 'python': random.getstate(),
+         'numpy': [torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]}
+    if torch.device(device).type == 'cuda': s['cuda'] = torch.cuda.get_rng_state(device)
+    return s
+
+def _set_rng_states(s: dict, device):
+    "Restore what `_rng_states` returned."
+    torch.set_rng_state(s['torch']); random.setstate(s['python'])
+    keys, pos, has_gauss, cached = s['numpy']
+    np.random.set_state(('MT19937', keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if 'cuda' in s: torch.cuda.set_rng_state(s['cuda'], device)
+
+def _load_checkpoint(folder, name: str, fp: str) -> dict | None:
+    "The training state in `folder/name` if it is of this training (fingerprint `fp`); else None (a stale or unreadable one is named in one line and later overwritten)."
+    if folder is None or not (Path(folder) / name).is_file(): return None
+    p = Path(folder) / name
+    try: state = torch.load(p, map_location='cpu', weights_only=True)
+    except Exception as e:
+        print(f"[ddnb] {p}: unreadable checkpoint ({type(e).__name__}); ignored, it will be overwritten", flush=True); return None
+    have = state.get('fingerprint') if isinstance(state, dict) else None
+    if have != fp:
+        print(f"[ddnb] {p}: checkpoint of another training (fingerprint {have} ≠ {fp}); ignored, it will be overwritten", flush=True)
+        return None
+    return state
+
+def _save_checkpoint(folder, name: str, state: dict):
+    "Write `state` to `folder/name` atomically: a temporary file in the same folder, flushed to disk, then `os.replace`."
+    d = Path(folder); d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f'.{name}.{os.getpid()}.tmp'
+    with open(tmp, 'wb') as fh:
+        torch.save(state, fh); fh.flush(); os.fsync(fh.fileno())
+    os.replace(tmp, d / name)
+
 def train_student(ds: DistilledSet, recipe: Recipe, seed: int = 0,
                   teacher: nn.Module | None = None,  # soft labels: takes images in [0, 1], returns logits
                   device='cpu', epochs: int | None = None, show_progress: bool = True,
                   test: ImageSet | None = None,  # tested after the recipe's check epochs (`Recipe.checks`); results in `model.checks`
                   loss_log: list | None = None,  # if given, gets every step's loss
                   channels_last: bool | None = None,  # NHWC student and batches (default: on CUDA, where convolutions run faster so)
+                  checkpoint: str | Path | None = None,  # a folder: the training state is saved there (`CHECKPOINT_FILE`) and training resumes from it
+                  checkpoint_every: float = 600.0,  # seconds between saves (at the end of an epoch once due; never after the last epoch)
                   ) -> Normalized:
     "Train a fresh student on `ds` with `recipe`; returns it (in eval mode) with preprocessing folded in."
     if recipe.label_mode == 'soft' and teacher is None: raise ValueError(f"recipe {recipe.name!r} uses soft labels: pass a teacher")
@@ -299,8 +339,16 @@ def train_student(ds: DistilledSet, recipe: Recipe, seed: int = 0,
     sched, per_batch = _scheduler(opt, recipe, epochs, math.ceil(len(x) / bs))
     check_at, model.checks = set(recipe.checks(epochs)) if test is not None else set(), []
     if teacher is not None: teacher = teacher.to(device).eval()
+    start, fp = 0, fingerprint(ds.x, ds.y, recipe.to_dict(), seed, epochs) if checkpoint is not None else None
+    state = _load_checkpoint(checkpoint, CHECKPOINT_FILE, fp)
+    if state is not None:      # everything a step reads: weights, optimiser and schedule, the data / augmentation stream and the global RNGs
+        net.load_state_dict(state['net']); opt.load_state_dict(state['opt']); sched.load_state_dict(state['sched'])
+        g.set_state(state['g']); _set_rng_states(state['rng'], device)
+        start, model.checks = state['epoch'], [tuple(c) for c in state['checks']]
+        print(f"[ddnb] {recipe.name} on {ds.method} (seed {seed}): resumed at epoch {start} of {epochs} from {Path(checkpoint) / CHECKPOINT_FILE}", flush=True)
+    saved = time.monotonic()
     model.train()
-    for epoch in progress(range(epochs), desc=f'{recipe.name} on {ds.method}', leave=False, disable=not show_progress):
+    for epoch in progress(range(start, epochs), desc=f'{recipe.name} on {ds.method}', leave=False, disable=not show_progress):
         for idx in torch.randperm(len(x), generator=g).split(bs):
             (xb, perm, lam), yb = _train_batch(x[idx], recipe, g, size), y[idx]
             xb = xb.contiguous(memory_format=fmt)
@@ -319,6 +367,11 @@ def train_student(ds: DistilledSet, recipe: Recipe, seed: int = 0,
             raise FloatingPointError(f"{recipe.student} on {ds.method} (IPC {ds.ipc}, recipe {recipe.name}, seed {seed}): loss {loss.item()} at epoch {epoch}")
         if epoch in check_at:
             model.checks.append((epoch, top1(model, test, device=device))); model.train()
+        if checkpoint is not None and epoch < epochs - 1 and time.monotonic() - saved >= checkpoint_every:
+            _save_checkpoint(checkpoint, CHECKPOINT_FILE, {
+                'fingerprint': fp, 'epoch': epoch + 1, 'net': net.state_dict(), 'opt': opt.state_dict(), 'sched': sched.state_dict(),
+                'g': g.get_state(), 'rng': _rng_states(device), 'checks': [list(c) for c in model.checks]})
+            saved = time.monotonic()
     return model.eval()
 
 @torch.no_grad()
@@ -387,10 +440,12 @@ def load_teacher(weights,  # a local .pth / .pt / .safetensors file: a state dic
     return _ImageNetInput(net, rows).eval()
 
 # %% ../nbs/12_evaluate.ipynb #c018
-def evaluate_one(ds: DistilledSet, recipe: Recipe, seed: int, test: ImageSet, teacher: nn.Module | None = None, device='cpu') -> dict:
+def evaluate_one(ds: DistilledSet, recipe: Recipe, seed: int, test: ImageSet, teacher: nn.Module | None = None, device='cpu',
+                 checkpoint: str | Path | None = None,  # a folder for `train_student`'s checkpoint (resumed from when there)
+                 ) -> dict:
     "Train one student and return its row: method, ipc, recipe, label mode, student, seed, top-1 (by the recipe's accuracy rule), seconds."
     t0 = time.time()
-    m = train_student(ds, recipe, seed, teacher if recipe.label_mode == 'soft' else None, device, show_progress=False, test=test)
+    m = train_student(ds, recipe, seed, teacher if recipe.label_mode == 'soft' else None, device, show_progress=False, test=test, checkpoint=checkpoint)
     return result_row(ds, recipe, seed, m.checks, time.time() - t0)   # `Recipe.checks` always ends with the last epoch
 
 def result_row(ds: DistilledSet, recipe: Recipe, seed: int,
@@ -435,10 +490,14 @@ def _init_worker(threads: int):
 
 def _run(args): return evaluate_one(*args)
 
-def _run_group(args):
+def _run_group(args,  # (tasks, test, teacher, device), or with a checkpoint folder last: (tasks, test, teacher, device, checkpoint)
+               checkpoint: str | Path | None = None):  # the checkpoint folder, when not in `args`
+    "One group's rows: `evaluate_group` for several tasks, `evaluate_one` for one; checkpointed in the folder when given."
     from ddnb.batched import evaluate_group
-    tasks, test, teacher, device = args
-    return evaluate_group(tasks, test, teacher, device) if len(tasks) > 1 else [evaluate_one(*tasks[0], test, teacher, device)]
+    tasks, test, teacher, device, *rest = args
+    if rest: checkpoint = rest[0]
+    return (evaluate_group(tasks, test, teacher, device, checkpoint=checkpoint) if len(tasks) > 1
+            else [evaluate_one(*tasks[0], test, teacher, device, checkpoint=checkpoint)])
 
 def run_evaluations(tasks: list,  # (DistilledSet, Recipe, seed) triples
                     test: ImageSet, teacher: nn.Module | None = None, workers: int = 2, threads: int = 1,

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json, os, random, shutil, signal, subprocess, sys, tempfile, time
 from pathlib import Path
 from .core import StageCache
-from .reproduce import Journal, load_results, markdown_table
+from .journal import Journal
+from .reproduce import load_results, markdown_table
 
 PROFILE = 'faults'   # seconds-long budgets: each cell's time is mostly its kernel's start-up
 FAULT_CELLS = ('foundation', 'baseline-Random', 'd3hr-main')   # pretraining, teacher and D3HR statistics stages
@@ -183,7 +184,8 @@ def fault_inputs(b: Battery):
     for label, args, env, needle in cases:
         p = ddnb_cmd(args, env)
         b.add(label, detected=p.returncode == 2 and needle in p.stderr, recovered=True, note=(p.stderr.strip().splitlines() or [''])[-1][:150])
-    from ddnb.reproduce import run_grid, GridCell
+    from ddnb.runner import run_grid
+    from ddnb.grid import GridCell
     st = run_grid(PROFILE, reports, cache, cells=[GridCell('typo', 'baselines.ipynb', {'methd': 'K-Center'})])
     b.add('undeclared notebook parameter (`methd`)', detected=st[0]['status'] == 'failed' and "['methd']" in st[0]['error'],
           recovered=True, note=st[0]['error'][:150])

@@ -1,11 +1,12 @@
 """The paper world through the grid: every registered paper artefact runs on the tiny paper world (`--profile paper-tiny`),
 and `--profile paper` without its inputs names each missing one before any work."""
 import pytest
-import json, os, subprocess, sys
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 from ddnb.artefacts import ARTEFACTS
 from ddnb.data import class_list
-from ddnb.reproduce import load_results, grid_for, world_inputs
+from ddnb.reproduce import load_results
+from ddnb.grid import grid_for, world_inputs
 
 
 def _ddnb(*args, cache, check=True):
@@ -46,9 +47,27 @@ def test_paper_tiny_grid(tmp_path):
     assert woof['sampler'] == 'ddpm' and woof['sampler_opts'] == {'guided_channels': 3}
     assert '## IGDS (reconstruction: no paper numbers)' in readme
     # paper-tiny runs two cells at a time (`jobs=2`): some cell started before another one finished
-    from ddnb.reproduce import Journal
+    from ddnb.journal import Journal
     spans = sorted((rec['started'], rec['finished']) for rec in (Journal(cache, reports/'paper-tiny').get(c) for c in cells))
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans
+    # the grid ran on 2 Dask worker processes over TCP; every row is a unit computed by one of them
+    rows = [r for res in results.values() for r in res['rows']]
+    assert all(r['unit'] and r['worker'].startswith('tcp://127.0.0.1:') for r in rows)
+    by_unit = {}
+    for r in rows: by_unit.setdefault(r['unit'], set()).add(r['top1'])
+    assert all(len(v) == 1 for v in by_unit.values())                         # one number per unit across every artefact
+    # the same cells in this process without an engine (stages copied, unit store empty): the same units, the same numbers
+    from ddnb.runner import run_cell
+    shutil.copytree(cache, tmp_path/'cache-in-process', ignore=shutil.ignore_patterns('units', 'journal'))
+    cells_by_name = {c.name: c for c in grid_for('paper-tiny', inputs=world_inputs('paper-tiny', cache))}
+    again = sorted(n for n, c in cells_by_name.items() if c.notebook == 'baselines.ipynb')[:2]
+    assert again
+    for name in again:
+        st = run_cell(cells_by_name[name], tmp_path/'in-process'/'paper-tiny', str(tmp_path/'cache-in-process'), 'paper-tiny')
+        assert st['status'] == 'ok', st
+        here = json.loads((tmp_path/'in-process'/'paper-tiny'/'results'/f'{name}.json').read_text())['rows']
+        assert all(r['worker'] == 'in-process' for r in here)
+        assert {r['unit']: r['top1'] for r in here} == {r['unit']: r['top1'] for r in results[name]['rows']}, name
 
 
 @pytest.mark.xdist_group('b')

@@ -3,7 +3,11 @@ import json
 import pytest
 import torch
 from ddnb.cli import main
-from ddnb.reproduce import GridCell, run_grid, load_results, grid_for, plan_grid, Journal, freeze_reference, write_reports
+from ddnb.reproduce import load_results, freeze_reference, write_reports
+from ddnb.grid import GridCell, grid_for
+from ddnb.plan import plan_grid
+from ddnb.journal import Journal
+from ddnb.runner import run_grid
 from ddnb.data import write_fake_imagenet, class_list
 from ddnb.generator import tiny_paper_generator, save_generator
 
@@ -54,6 +58,14 @@ def test_smoke_grid_runs_and_resumes(tmp_path):
     cen = json.loads((out/'results'/'ims3-centroids.json').read_text())
     assert {r['params'].get('centroids') for r in cen['rows'] if r['method'].startswith('IMS3')} == {'real', 'gen'}
     assert (out/'figures'/'ims3_alpha-beta.png').exists() and '## IMS3 sweeps' in readme and 'Table 13' in readme
+    # one number per evaluation unit everywhere: a set two cells make alike (the DiT samples of baseline-DiT and
+    # ims3-table4) is one unit, trained once, with the same row in both
+    units = {}
+    for name, res in load_results('smoke', reports).items():
+        for r in res.get('rows', []): units.setdefault(r['unit'], {})[name] = r['top1']
+    assert all(len(set(v.values())) == 1 for v in units.values())
+    shared = {u: v for u, v in units.items() if len(v) > 1}
+    assert shared and any({'baseline-DiT', 'ims3-table4'} <= set(v) for v in shared.values()), list(shared.values())[:3]
     # second run: every cell is reused, because this machine's journal says it finished it with the same key
     st = run_grid('smoke', reports, cache)
     assert {s['status'] for s in st} == {'reused'}

@@ -1,0 +1,115 @@
+"""The engine for real: Dask worker processes over TCP on 127.0.0.1 (a LocalCluster-style SpecCluster, and a cluster
+started separately with the `dask scheduler` / `dask worker` commands), a worker SIGKILLed in the middle of a unit, a
+unit asked for by two cells at once, and a GPU request on a machine with none."""
+import json, os, shutil, signal, subprocess, sys, threading, time
+from pathlib import Path
+import pytest
+import torch
+from ddnb.engine import Engine, Unit, UnitStore
+from ddnb.grid import GridCell
+from ddnb.runner import run_grid, run_cell
+from ddnb.reproduce import load_results
+
+BIN = Path(sys.executable).parent
+
+
+def _slow_toy(path, seconds):
+    "A unit that records each time it is built (one line per build) and takes a while."
+    with open(path, 'a') as f: f.write(f'{os.getpid()}\n')
+    time.sleep(seconds)
+    return {'value': 42}
+
+
+@pytest.mark.xdist_group('b')
+def test_unit_requested_by_two_cells_at_once_is_built_once(tmp_path):
+    builds = tmp_path/'builds.txt'
+    with Engine.start(jobs=2) as eng:
+        out = {}
+        def cell(name): out[name] = eng.run([Unit('toy', 'shared', _slow_toy, (str(builds), 3.0))], tmp_path/'cache')[0]
+        ts = [threading.Thread(target=cell, args=(n,)) for n in ('cell-a', 'cell-b')]
+        for t in ts: t.start()
+        for t in ts: t.join()
+    assert out['cell-a'] == out['cell-b'] and out['cell-a']['result'] == {'value': 42}
+    assert len(builds.read_text().splitlines()) == 1, builds.read_text()      # one build, one record, one number
+    assert UnitStore(tmp_path/'cache').count('toy') == 1
+
+
+def _toy_evaluation(epochs):
+    from ddnb.distilled import DistilledSet
+    from ddnb.data import ImageSet
+    from ddnb.evaluate import recipes_for
+    g = torch.Generator().manual_seed(0)
+    classes = [str(i) for i in range(4)]
+    ds = DistilledSet(torch.rand(40, 1, 8, 8, generator=g), torch.arange(40) % 4, classes, method='toy', seeds=[0])
+    test = ImageSet(torch.rand(40, 1, 8, 8, generator=g), torch.arange(40) % 4, classes)
+    return ds, test, recipes_for(['mini-hard'], epochs=epochs)[0]
+
+
+@pytest.mark.xdist_group('b')
+def test_worker_killed_mid_unit_is_retried_with_equal_numbers(tmp_path):
+    from ddnb.units import evaluate_units
+    ds, test, r = _toy_evaluation(epochs=60)
+    with Engine.start(jobs=2) as eng:
+        pids = eng.client.run(os.getpid)
+        box = {}
+        th = threading.Thread(target=lambda: box.update(rows=evaluate_units([(ds, r, 0)], test, cache_dir=tmp_path/'dask', engine=eng)))
+        th.start()
+        victim, t0 = None, time.time()
+        while victim is None and time.time() - t0 < 120:
+            busy = {w: ks for w, ks in eng.client.processing().items() if any(k.startswith('evaluation-group-') for k in ks)}
+            victim = next(iter(busy), None); time.sleep(0.2)
+        assert victim, 'the unit never started'
+        time.sleep(2.0)                                  # in the middle of the student's training
+        os.kill(pids[victim], signal.SIGKILL)
+        th.join(timeout=600)
+    row = box['rows'][0]
+    assert row['worker'] != victim, (row['worker'], victim)                   # retried elsewhere
+    here = evaluate_units([(ds, r, 0)], test, cache_dir=tmp_path/'in-process')[0]   # no engine: this process
+    assert here['worker'] == 'in-process' and here['unit'] == row['unit']
+    assert here['top1'] == row['top1'] and here['top1_last'] == row['top1_last']
+
+
+def _small_cell(name='random-small'):
+    return GridCell(name, 'baselines.ipynb', dict(world='mini', method='Random', ipcs=[1], seeds=[0, 1], recipes=['mini-hard'], epochs=1))
+
+
+@pytest.mark.xdist_group('b')
+def test_scheduler_started_by_hand(tmp_path):
+    """`--scheduler` joins a cluster started with the `dask scheduler` and `dask worker` commands; its numbers equal an
+    in-process run of the same cell (no engine: the notebook computes its units itself)."""
+    sf = tmp_path/'scheduler.json'
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'DASK_LOGGING__DISTRIBUTED': 'error'}
+    procs = [subprocess.Popen([str(BIN/'dask'), 'scheduler', '--host', '127.0.0.1', '--port', '0', '--no-dashboard', '--scheduler-file', str(sf)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        t0 = time.time()
+        while not sf.exists() and time.time() - t0 < 60: time.sleep(0.2)
+        addr = json.loads(sf.read_text())['address']
+        procs += [subprocess.Popen([str(BIN/'dask'), 'worker', addr, '--nthreads', '1', '--resources', 'CELL=1', '--no-dashboard',
+                                    '--local-directory', str(tmp_path/f'w{i}')], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True) for i in range(2)]
+        st = run_grid('smoke', tmp_path/'reports', tmp_path/'cache', cells=[_small_cell()], scheduler=addr)
+        assert [s['status'] for s in st] == ['ok'], st
+        assert st[0]['worker'].startswith('tcp://127.0.0.1:')
+    finally:
+        for p in procs: os.killpg(p.pid, signal.SIGTERM)
+        for p in procs: p.wait(timeout=60)
+    rows = load_results('smoke', tmp_path/'reports')['random-small']['rows']
+    assert rows and all(r['worker'].startswith('tcp://127.0.0.1:') for r in rows)
+    st = run_cell(_small_cell(), tmp_path/'in-process'/'smoke', str(tmp_path/'cache-in-process'), 'smoke')   # in this process, no engine
+    assert st['status'] == 'ok', st
+    here = json.loads((tmp_path/'in-process'/'smoke'/'results'/'random-small.json').read_text())['rows']
+    assert {r['unit']: r['top1'] for r in rows} == {r['unit']: r['top1'] for r in here} and all(r['worker'] == 'in-process' for r in here)
+
+
+@pytest.mark.xdist_group('b')
+def test_cuda_without_cuda_is_one_error_before_any_work(tmp_path):
+    if torch.cuda.is_available(): pytest.skip('this machine has CUDA')
+    env = {**os.environ, 'DDNB_CACHE': str(tmp_path/'cache'), 'OMP_NUM_THREADS': '1'}
+    r = subprocess.run([sys.executable, '-m', 'ddnb.cli', 'reproduce', '--profile', 'smoke', '--device', 'cuda', '--reports-dir', str(tmp_path/'r')],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and 'CUDA is not available on this machine' in r.stderr, r.stderr
+    assert not (tmp_path/'r').exists()
+    r = subprocess.run([sys.executable, '-m', 'ddnb.cli', 'reproduce', '--profile', 'smoke', '--devices', 'auto', '--reports-dir', str(tmp_path/'r')],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and 'no CUDA device is visible' in r.stderr, r.stderr
