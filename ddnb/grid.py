@@ -11,9 +11,9 @@ from .core import (atomic_write, save_json, load_json, progress, default_cache_d
                        writable_dir, exclusive_lock, share_mode, StageCache)
 
 # %% auto #0
-__all__ = ['PROFILES', 'BASELINES', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies', 'ims3_studies',
-           'sampler_studies', 'declared_parameters', 'grid_for', 'profile_dir', 'select_cells', 'world_inputs',
-           'missing_inputs', 'code_version', 'cell_key']
+__all__ = ['PROFILES', 'BASELINES', 'KEY_FREE', 'PATH_PARAMS', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies',
+           'ims3_studies', 'sampler_studies', 'declared_parameters', 'grid_for', 'profile_dir', 'select_cells',
+           'world_inputs', 'missing_inputs', 'code_version', 'input_identity', 'cell_key']
 
 # %% ../nbs/14_grid.ipynb #c006
 PROFILES = {
@@ -227,6 +227,33 @@ def code_version(notebook) -> str:
         if c['cell_type'] == 'code': h.update(''.join(c['source']).encode() + b'\0')
     return h.hexdigest()[:16]
 
+def input_identity(path) -> dict | None:
+    """What a local input *is*, for keys: a file's size and content hash (first and last MiB beyond 64 MiB); a folder's
+    entries two levels deep — files by size (and hash up to 1 MiB: configs), sub-folders by how many entries they hold
+    (an ImageNet root: its splits and class folders with their image counts). Not its path."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        h = hashlib.sha256()
+        with open(p, 'rb') as f:
+            size = p.stat().st_size
+            if size <= 64 * 2**20: h.update(f.read())
+            else: h.update(f.read(2**20)); f.seek(-2**20, 2); h.update(f.read())
+        return {'size': size, 'sha256': h.hexdigest()[:16]}
+    if not p.is_dir(): return None
+    out = {}
+    for a in sorted(p.iterdir()):
+        if a.is_file(): out[a.name] = input_identity(a) if a.stat().st_size <= 2**20 else {'size': a.stat().st_size}
+        elif a.is_dir():
+            for b in sorted(a.iterdir()):
+                rel = f'{a.name}/{b.name}'
+                if b.is_dir(): out[rel] = sum(1 for _ in os.scandir(b))
+                else: out[rel] = input_identity(b) if b.stat().st_size <= 2**20 else {'size': b.stat().st_size}
+    return out
+
+KEY_FREE = ('device',)                                                    # where a cell runs changes nothing it computes
+PATH_PARAMS = ('data_root', 'model_dir', 'feature_weights', 'teacher_weights')   # keyed by content identity, not path
+
 def cell_key(cell: GridCell, profile: str) -> str:
-    "What makes a finished cell reusable: notebook, parameters, profile and the code version."
-    return fingerprint(cell.notebook, cell.params, profile, code_version(experiments_dir()/cell.notebook))
+    "What makes a finished cell reusable: notebook, parameters (local inputs by content, not path; never the device), profile and the code version."
+    params = {k: (input_identity(v) if k in PATH_PARAMS and v else v) for k, v in cell.params.items() if k not in KEY_FREE}
+    return fingerprint(cell.notebook, params, profile, code_version(experiments_dir()/cell.notebook))

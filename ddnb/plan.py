@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from .core import (atomic_write, save_json, load_json, progress, default_cache_dir, fingerprint, file_sha256,
                        writable_dir, exclusive_lock, share_mode, StageCache)
-from .grid import GridCell, cell_key
+from .grid import GridCell, cell_key, profile_params
 from .journal import Journal
 from .reproduce import load_reference
 
 # %% auto #0
-__all__ = ['plan_grid', 'cell_cost', 'save_student_cost', 'student_hours', 'longest_first', 'estimated_wall', 'format_plan']
+__all__ = ['plan_grid', 'cell_work', 'cell_cost', 'dedup_work', 'unit_hours', 'schedule_wall', 'save_student_cost',
+           'student_hours', 'longest_first', 'estimated_wall', 'format_plan']
 
 # %% ../nbs/14b_plan.ipynb #c004
 def plan_grid(cells: list, out: Path, cache_dir, profile: str, force: bool = False) -> list:
@@ -28,46 +29,96 @@ def plan_grid(cells: list, out: Path, cache_dir, profile: str, force: bool = Fal
                      'cost': cell_cost(c)})
     return rows
 
-def cell_cost(cell: GridCell) -> dict | None:
-    "Paper-world cells: the DiT forwards (image-forwards) and student image-epochs the cell needs, counted from its parameters."
+_STUDENT_ONLY = ('variants', 'ipcs', 'seeds', 'recipes', 'students', 'cell_name', 'study', 'workers', 'student_batch', 'device', 'input_size',
+                 'epochs', 'method', 'compile_dit', 'data_root', 'model_dir', 'feature_weights', 'teacher_weights')
+_VARIANT_LABELS = ('name', 'vs', 'ipcs', 'recipes', 'students', 'group_name')
+
+def cell_work(cell: GridCell) -> list | None:
+    """Paper-world cells: the work as keyed items — DiT forwards of each stage (inversion, fine-tune) and each distilled set,
+    student image-epochs of each evaluation — so that work two cells share is counted once (`dedup_work`)."""
     p = cell.params
     if p.get('world') != 'paper' or cell.notebook not in ('baselines.ipynb', 'ims3.ipynb', 'd3hr.ipynb'): return None
     from ddnb.data import class_list
     from ddnb.evaluate import get_recipe
     C = len(class_list(p['dataset'])[:p.get('class_limit')])
     N = p.get('max_per_class') or 1300            # ImageNet train: ≈ 1300 images per class
-    steps, seeds, nb = p.get('num_steps', 50), len(p.get('seeds', [0])), cell.notebook
+    steps, seeds, nb = p.get('num_steps', 50), p.get('seeds', [0]), cell.notebook
     cfg = 2 if p.get('guidance_scale', 1.0) != 1.0 else 1
-    per_student = {}   # 'student@size' → image-epochs, for the hours of `ddnb bench students --size`
-    def students(ipcs, recipes, studs):
-        out = 0
-        for ipc in ipcs:
-            for name in recipes:
-                r = get_recipe(name)
-                if not r.covers(ipc): continue
-                epochs = p['epochs'] if p.get('epochs') else r.epochs(ipc, C)
-                for s in studs or [r.student]:
-                    k = f"{s}@{p.get('input_size') or r.input_size or 224}"
-                    per_student[k] = per_student.get(k, 0) + epochs * C * ipc * seeds
-                out += epochs * C * ipc * len(studs or [r.student]) * seeds
-        return out
+    world = fingerprint(p['dataset'], p.get('class_limit'), p.get('max_per_class'))
+    setp = {k: v for k, v in p.items() if k not in _STUDENT_ONLY}          # what a distilled set depends on besides its variant, IPC and seed
+    items = []
+    def students(set_id, ipc, seed, recipes, studs):
+        for name in recipes:
+            r = get_recipe(name)
+            if not r.covers(ipc): continue
+            epochs = p['epochs'] if p.get('epochs') else r.epochs(ipc, C)
+            size = p.get('input_size') or r.input_size or 224
+            for s in studs or [r.student]:
+                items.append({'kind': 'students', 'id': fingerprint(set_id, name, s, size, epochs, seed), 'amount': epochs * C * ipc,
+                              'student': f'{s}@{size}', 'after': set_id})
     if nb == 'baselines.ipynb':
-        ipcs = [N] if p['method'] == 'Full' else p['ipcs']   # Full: the whole real set
-        return {'dit_forwards': 0, 'student_image_epochs': students(ipcs, p['recipes'], p.get('students')), 'per_student': per_student}
-    fwd, img, seen = 0, 0, set()
+        m = p['method']
+        for ipc in ([N] if m == 'Full' else p['ipcs']):
+            for seed in seeds:
+                sid = fingerprint(world, 'baseline', m, setp if m in ('DiT', 'DiT+CFG') else {}, ipc, seed if m != 'Full' else 0)
+                if m in ('DiT', 'DiT+CFG'): items.append({'kind': 'dit', 'id': sid, 'amount': C * ipc * steps * (2 if m == 'DiT+CFG' else 1)})
+                students(sid, ipc, seed, p['recipes'], p.get('students'))
+        return items
     for v in p['variants']:
-        ipcs = v.get('ipcs', p['ipcs'])
-        img += students(ipcs, v.get('recipes', p['recipes']), v.get('students', p.get('students')))
+        spec = {k: x for k, x in v.items() if k not in _VARIANT_LABELS}
         if nb == 'ims3.ipynb':
-            ft = json.dumps(v.get('finetune'), sort_keys=True)
-            if v.get('finetune') and ft not in seen: seen.add(ft); fwd += p.get('finetune_epochs', 8) * C * N * 2   # diffusion + IM/Minimax forward
-            fwd += sum(C * ipc * (p.get('G', 5) if v.get('s3') is not None else 1) * steps * cfg for ipc in ipcs) * seeds
+            ft = v.get('finetune')
+            if ft:
+                fid = fingerprint(world, 'finetune', ft, p.get('finetune_epochs', 8), p.get('lambda_im'))
+                items.append({'kind': 'dit', 'id': fid, 'amount': p.get('finetune_epochs', 8) * C * N * 2})   # diffusion + IM/Minimax forward
+            per_set = lambda ipc: C * ipc * (p.get('G', 5) if v.get('s3') is not None else 1) * steps * cfg
         else:
             t = min(v.get('mapping', {}).get('to_step', p.get('to_step', 31)), steps)
-            mk = json.dumps(v.get('mapping'), sort_keys=True)
-            if mk not in seen: seen.add(mk); fwd += C * N * t                         # inversion of the real set, once per mapping
-            fwd += sum(C * ipc * t for ipc in ipcs) * seeds
-    return {'dit_forwards': fwd, 'student_image_epochs': img, 'per_student': per_student}
+            items.append({'kind': 'dit', 'id': fingerprint(world, 'inversion', v.get('mapping'), p.get('to_step'), p.get('mapping_guidance')), 'amount': C * N * t})
+            per_set = lambda ipc: C * ipc * t
+        for ipc in v.get('ipcs', p['ipcs']):
+            for seed in seeds:
+                sid = fingerprint(world, nb, setp, spec, ipc, seed)
+                items.append({'kind': 'dit', 'id': sid, 'amount': per_set(ipc)})
+                students(sid, ipc, seed, v.get('recipes', p['recipes']), v.get('students', p.get('students')))
+    return items
+
+def cell_cost(cell: GridCell) -> dict | None:
+    "Paper-world cells: the DiT forwards (image-forwards) and student image-epochs the cell needs, counted from its parameters."
+    items = cell_work(cell)
+    if items is None: return None
+    items = list({it['id']: it for it in items}.values())   # one inversion per mapping, one fine-tune per config inside a cell
+    per_student = {}
+    for it in items:
+        if it['kind'] == 'students': per_student[it['student']] = per_student.get(it['student'], 0) + it['amount']
+    return {'dit_forwards': sum(it['amount'] for it in items if it['kind'] == 'dit'),
+            'student_image_epochs': sum(per_student.values()), 'per_student': per_student, 'items': items}
+
+def dedup_work(costs: list) -> dict:
+    "Totals over cells before and after de-duplication (an item two cells share counted once), and the unique items."
+    allit = [it for c in costs for it in c['items']]
+    uniq = list({it['id']: it for it in allit}.values())
+    tot = lambda its, k: sum(it['amount'] for it in its if it['kind'] == k)
+    return {'dit_before': tot(allit, 'dit'), 'dit_after': tot(uniq, 'dit'), 'img_before': tot(allit, 'students'),
+            'img_after': tot(uniq, 'students'), 'units_before': len(allit), 'units': uniq}
+
+def unit_hours(it: dict, fwd: dict | None, scost: dict) -> float | None:
+    "Hours of one work item on the measured device (None: not measured)."
+    if it['kind'] == 'dit': return it['amount'] * fwd['s_per_forward'] / 3600 if fwd else None
+    return it['amount'] * scost[it['student']] / 3600 if it['student'] in scost else None
+
+def schedule_wall(units: list, hours: list, workers: int) -> float:
+    "Hours to run `units` on `workers` GPUs: list scheduling, longest first, each unit after the set it evaluates (`after`)."
+    import heapq
+    ready_at, slots = {}, [0.0] * max(1, workers)
+    stage = [(h, u) for u, h in zip(units, hours) if u['kind'] == 'dit']
+    evals = [(h, u) for u, h in zip(units, hours) if u['kind'] != 'dit']
+    for h, u in sorted(stage, key=lambda x: -x[0]):
+        t = heapq.heappop(slots); ready_at[u['id']] = t + h; heapq.heappush(slots, t + h)
+    for h, u in sorted(evals, key=lambda x: -x[0]):
+        t = max(heapq.heappop(slots), ready_at.get(u.get('after'), 0.0))
+        heapq.heappush(slots, t + h)
+    return max(slots)
 
 def _forward_cost(cache_dir) -> dict | None:
     "The DiT-XL/2 forward cost `ddnb bench generator` measured on this machine (CUDA preferred), or None."
@@ -112,38 +163,53 @@ def estimated_wall(rows: list, jobs: int = 1) -> float:
     for r in order: heapq.heappush(slots, heapq.heappop(slots) + (r['estimate_s'] or 0.0))
     return max(slots) if order else t
 
-def format_plan(rows: list, profile: str, out: Path, cache_dir, jobs: int = 1) -> str:
-    "The plan as text: a line per cell, then the totals and the estimated time."
+def _h(x: float | None) -> str: return 'not measured' if x is None else f'{x:,.1f} h' if x >= 0.1 else f'{x * 60:.1f} min'
+
+def format_plan(rows: list, profile: str, out: Path, cache_dir, jobs: int = 1,
+                gpus: tuple = (8, 64)) -> str:  # paper profiles: also estimate the wall time on this many GPUs
+    "The plan as text: a line per cell, the work after de-duplication, its GPU-hours from the bench figures, and the estimated wall time."
+    from ddnb.engine import UnitStore
     runs = [r for r in rows if r['action'] == 'run']
     known = [r['estimate_s'] for r in runs if r['estimate_s'] is not None]
+    w = max([len(r['cell']) for r in rows] + [8])
     lines = [f"[ddnb] plan for profile {profile!r}: {len(rows)} cells, reports in {out}/, stage cache in {cache_dir}"]
     for r in rows:
         est = '' if r['action'] == 'reuse' else ('  ~?' if r['estimate_s'] is None else f"  ~{r['estimate_s'] / 60:.1f} min")
-        lines.append(f"  {r['cell']:<24} {r['action']:<5}{est:<12} {r['why']}")
+        lines.append(f"  {r['cell']:<{w}} {r['action']:<5}{est:<12} {r['why']}")
     costs = [r['cost'] for r in runs if r.get('cost')]
     if costs:
-        bench, (sdev, scost) = _forward_cost(cache_dir), _student_cost(cache_dir)
+        fwd, (sdev, scost) = _forward_cost(cache_dir), _student_cost(cache_dir)
+        tiny = profile_params(profile).get('tiny_world')
         lines.append("[ddnb] work per cell to run (DiT forwards = image-forwards of the DiT; student image-epochs = images × epochs summed over students):")
         for r in runs:
             if r.get('cost'):
-                h = f"  ≈ {r['cost']['dit_forwards'] * bench['s_per_forward'] / 3600:.2f} h of DiT forwards on {bench['device']}" if bench else ''
-                sh, miss = student_hours(r['cost'].get('per_student', {}), scost)
-                h += f"; ≈ {sh:.2f} h of students on {sdev}" + (f" (not measured: {', '.join(miss)})" if miss else '') if scost else ''
-                lines.append(f"  {r['cell']:<40} DiT forwards {r['cost']['dit_forwards']:.3g}  student image-epochs {r['cost']['student_image_epochs']:.3g}{h}")
-        fwd, img = sum(c['dit_forwards'] for c in costs), sum(c['student_image_epochs'] for c in costs)
-        lines.append(f"[ddnb] total: DiT forwards {fwd:.3g}, student image-epochs {img:.3g}; " +
-                     (f"DiT forwards ≈ {fwd * bench['s_per_forward'] / 3600:.1f} h on {bench['device']} (measured by `ddnb bench generator`: "
-                      f"{bench['s_per_forward'] * 1e3:.1f} ms per image-forward, {bench['dtype']})"
-                      if bench else "no measured DiT-XL/2 cost on this machine: run `ddnb bench generator --model dit-xl-2` to turn forwards into hours"))
-        per = {}
-        for c_ in costs:
-            for k, n in c_.get('per_student', {}).items(): per[k] = per.get(k, 0) + n
-        sh, miss = student_hours(per, scost)
-        lines.append(f"[ddnb] students ≈ {sh:.1f} h on {sdev} (measured by `ddnb bench students --size N`)" + (f"; not measured: {', '.join(miss)}" if miss else '')
-                     if scost else "[ddnb] no measured student cost on this machine: run `ddnb bench students --size 224` to turn student image-epochs into hours")
+                c = r['cost']
+                lines.append(f"  {r['cell']:<{w}} DiT forwards {c['dit_forwards']:>9.3g}  student image-epochs {c['student_image_epochs']:>9.3g}")
+        d = dedup_work(costs)
+        rep = lambda a, b: f"{(a - b) / a:.0%} repeats" if a else '—'
+        lines.append(f"[ddnb] de-duplicated (a stage, distilled set or evaluation two cells share is one unit): {len(d['units'])} units of "
+                     f"{d['units_before']} requested; DiT forwards {d['dit_after']:.3g} of {d['dit_before']:.3g} ({rep(d['dit_before'], d['dit_after'])}), "
+                     f"student image-epochs {d['img_after']:.3g} of {d['img_before']:.3g} ({rep(d['img_before'], d['img_after'])}); "
+                     f"evaluation units already in the store: {UnitStore(cache_dir).count('evaluation')}")
+        if tiny: lines.append("[ddnb] the tiny paper world runs in minutes on a CPU: no GPU-hours estimate")
+        else:
+            hours = [unit_hours(u, fwd, scost) for u in d['units']]
+            miss = sorted({u['student'] for u, h in zip(d['units'], hours) if h is None and u['kind'] == 'students'})
+            dit_h = sum(h for u, h in zip(d['units'], hours) if u['kind'] == 'dit') if fwd else None
+            st_h = sum(h for u, h in zip(d['units'], hours) if u['kind'] == 'students' and h is not None) if scost else None
+            lines.append(f"[ddnb] GPU-hours after de-duplication: DiT {_h(dit_h)}"
+                         + (f" ({fwd['s_per_forward'] * 1e3:.1f} ms per image-forward on {fwd['device']}, {fwd['dtype']}, `ddnb bench generator`)" if fwd
+                            else " (run `ddnb bench generator --model dit-xl-2 --device cuda` here to measure)")
+                         + f"; students {_h(st_h)}" + (f" on {sdev} (`ddnb bench students --size 224`)" if scost else " (run `ddnb bench students --size 224 --device cuda`)")
+                         + (f"; not measured, so not in these hours: {', '.join(miss)}" if scost and miss else ''))
+            if fwd and scost:
+                hs = [h or 0.0 for h in hours]
+                lines.append("[ddnb] estimated wall time (list schedule: stages and sets first, longest first; each evaluation after its set): "
+                             + ', '.join(f"{_h(schedule_wall(d['units'], hs, n))} on {n} GPU{'s' if n > 1 else ''}" for n in sorted({max(1, jobs), *gpus})))
     unknown = len(runs) - len(known)
-    lines.append(f"[ddnb] {len(runs)} to run, {len(rows) - len(runs)} reused; estimated {sum(known) / 60:.0f} cell-minutes "
-                 "(the reference run's wall time per cell, reference/timings.json)"
-                 + (f", ≈ {estimated_wall(rows, jobs) / 60:.0f} min with {jobs} at a time (foundation alone, then longest first)" if jobs > 1 else '')
-                 + (f", {unknown} cells without a reference time" if unknown else ''))
+    lines.append(f"[ddnb] {len(runs)} to run, {len(rows) - len(runs)} reused"
+                 + (f"; estimated {sum(known) / 60:.0f} cell-minutes (the reference run's wall time per cell, reference/timings.json)"
+                    + (f", ≈ {estimated_wall(rows, jobs) / 60:.0f} min with {jobs} at a time (foundation alone, then longest first)" if jobs > 1 else '')
+                    if known else '; no reference run times for these cells')
+                 + (f", {unknown} cells without a reference time" if unknown and known else ''))
     return '\n'.join(lines)
