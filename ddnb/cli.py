@@ -25,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--jobs', type=int, default=None, help='local worker processes (cells at once), one thread each; with --cluster: batch jobs (default: the profile setting, else 1)')
     r.add_argument('--devices', default=None, help='one local worker per GPU: auto (every visible GPU) or a list such as 0,1')
     r.add_argument('--scheduler', default=None, help='run on a running Dask cluster: its scheduler address, e.g. tcp://10.0.0.5:8786')
-    r.add_argument('--cluster', default=None, choices=['slurm', 'pbs', 'sge', 'lsf'], help='start a dask-jobqueue cluster of --jobs batch jobs')
+    r.add_argument('--cluster', default=None, choices=['slurm', 'pbs', 'sge', 'lsf', 'slurm-runner'], help='start a dask-jobqueue cluster of --jobs batch jobs; slurm-runner: inside srun -n N (rank 0 scheduler, rank 1 the grid, the rest workers)')
     r.add_argument('--cluster-opt', action='append', default=[], metavar='KEY=VALUE', help='--cluster: an option of its dask-jobqueue class (queue=gpu, walltime=04:00:00, memory=32GB, account=…, gpu=1), repeatable')
     r.add_argument('--reports-dir', default='reports')
     r.add_argument('--cache-dir', default=None, help='stage cache and run journal (default $DDNB_CACHE or ~/.cache/ddnb)')
@@ -144,6 +144,10 @@ def main(argv=None) -> int:
         try:
             bad = [o for o in a.cluster_opt if '=' not in o]
             if bad: raise ValueError(f"--cluster-opt {bad[0]!r}: expected KEY=VALUE")
+            if a.cluster == 'slurm-runner':   # every rank runs this; only the client rank returns, with the scheduler address
+                from ddnb.engine import slurm_runner
+                from ddnb.core import default_cache_dir
+                a.scheduler, a.cluster = slurm_runner(a.cache_dir or default_cache_dir()), None
             status = run_grid(a.profile, a.reports_dir, a.cache_dir, a.only, a.force, plan_only=a.plan, inputs=inputs, jobs=a.jobs, devices=a.devices,
                               scheduler=a.scheduler, cluster=a.cluster, cluster_opts=dict(o.split('=', 1) for o in a.cluster_opt))
         except (ValueError, OSError, RuntimeError) as e: print(f"ddnb reproduce: error: {e}", file=sys.stderr); return 2   # before any cell ran

@@ -12,7 +12,7 @@ from .core import save_json, load_json, share_mode, progress
 
 # %% auto #0
 __all__ = ['JOBQUEUE', 'WORKER_ENV', 'module_closure', 'code_version_of', 'UnitStore', 'Unit', 'compute_unit', 'gpu_ids',
-           'jobqueue_cluster', 'Engine', 'current_engine', 'run_units']
+           'jobqueue_cluster', 'slurm_runner', 'Engine', 'current_engine', 'run_units']
 
 # %% ../nbs/00b_engine.ipynb #c006
 _CODE_CACHE = {}
@@ -177,6 +177,20 @@ def jobqueue_cluster(kind: str, jobs: int, opts: dict | None = None):
     cluster = getattr(dask_jobqueue, JOBQUEUE[kind])(**kw)
     cluster.scale(jobs=max(1, jobs))
     return cluster
+
+def slurm_runner(scheduler_dir) -> str:
+    """Inside an `srun` of N ≥ 3 tasks: rank 0 becomes the scheduler, ranks ≥ 2 workers (one thread, `CELL=1`, `GPU=1` when
+    the task sees a GPU) and only rank 1, the client, returns — with the scheduler's address (dask-jobqueue `SLURMRunner`)."""
+    from dask_jobqueue.slurm import SLURMRunner
+    import torch
+    res = {'CELL': 1, **({'GPU': 1} if torch.cuda.is_available() else {})}
+    runner = SLURMRunner(scheduler_file=str(Path(scheduler_dir)/'dask-scheduler-{job_id}.json'),
+                         scheduler_options={'dashboard_address': ':0'}, worker_options={'nthreads': 1, 'resources': res})
+    runner.__enter__()                       # the scheduler and the workers serve here until the client closes, then exit
+    _RUNNERS.append(runner)                  # the client keeps it: closing it shuts the allocation's scheduler and workers
+    return runner.scheduler_address
+
+_RUNNERS = []
 
 class Engine:
     "A Dask client and (when it started one) its cluster: where grid cells and units run."

@@ -26,7 +26,7 @@ def plan_grid(cells: list, out: Path, cache_dir, profile: str, force: bool = Fal
         key = cell_key(c, profile)
         action, why = ('run', 'forced (--force)') if force else journal.verdict(c.name, key, out/'results'/f'{c.name}.json')
         rows.append({'cell': c.name, 'action': action, 'why': why, 'key': key, 'estimate_s': timings.get(c.name) if action == 'run' else 0.0,
-                     'cost': cell_cost(c)})
+                     'cost': _cost_or_none(c)})
     return rows
 
 _STUDENT_ONLY = ('variants', 'ipcs', 'seeds', 'recipes', 'students', 'cell_name', 'study', 'workers', 'student_batch', 'device', 'input_size',
@@ -34,17 +34,23 @@ _STUDENT_ONLY = ('variants', 'ipcs', 'seeds', 'recipes', 'students', 'cell_name'
 _VARIANT_LABELS = ('name', 'vs', 'ipcs', 'recipes', 'students', 'group_name')
 
 def cell_work(cell: GridCell) -> list | None:
-    """Paper-world cells: the work as keyed items — DiT forwards of each stage (inversion, fine-tune) and each distilled set,
+    """The work of a cell as keyed items — DiT forwards of each stage (inversion, fine-tune) and each distilled set,
     student image-epochs of each evaluation — so that work two cells share is counted once (`dedup_work`)."""
-    p = cell.params
-    if p.get('world') != 'paper' or cell.notebook not in ('baselines.ipynb', 'ims3.ipynb', 'd3hr.ipynb'): return None
-    from ddnb.data import class_list
+    if cell.notebook not in ('baselines.ipynb', 'ims3.ipynb', 'd3hr.ipynb'): return None
+    import ast
+    from ddnb.grid import declared_parameters
+    defaults = {k: ast.literal_eval(v['default']) for k, v in declared_parameters(cell.notebook).items() if k in ('recipes', 'ipcs', 'seeds', 'num_steps', 'method', 'variants')}
+    p = {**defaults, **cell.params}                       # what the notebook runs with: its own defaults where the cell says nothing
+    from ddnb.data import class_list, load_digits_split
     from ddnb.evaluate import get_recipe
-    C = len(class_list(p['dataset'])[:p.get('class_limit')])
-    N = p.get('max_per_class') or 1300            # ImageNet train: ≈ 1300 images per class
+    if p.get('world', 'mini') == 'mini':                 # digits: 10 classes, the train split's images per class
+        C = 10; N = len(load_digits_split('train')) // C
+    else:
+        C = len(class_list(p['dataset'])[:p.get('class_limit')])
+        N = p.get('max_per_class') or 1300            # ImageNet train: ≈ 1300 images per class
     steps, seeds, nb = p.get('num_steps', 50), p.get('seeds', [0]), cell.notebook
     cfg = 2 if p.get('guidance_scale', 1.0) != 1.0 else 1
-    world = fingerprint(p['dataset'], p.get('class_limit'), p.get('max_per_class'))
+    world = fingerprint(p.get('world', 'mini'), p.get('dataset', 'digits'), p.get('class_limit'), p.get('max_per_class'))
     setp = {k: v for k, v in p.items() if k not in _STUDENT_ONLY}          # what a distilled set depends on besides its variant, IPC and seed
     items = []
     def students(set_id, ipc, seed, recipes, studs):
@@ -83,8 +89,13 @@ def cell_work(cell: GridCell) -> list | None:
                 students(sid, ipc, seed, v.get('recipes', p['recipes']), v.get('students', p.get('students')))
     return items
 
+def _cost_or_none(cell: GridCell) -> dict | None:
+    "The cell's cost, or None when its parameters are not ones the notebook accepts (the run then fails that cell, naming them)."
+    try: return cell_cost(cell)
+    except (KeyError, ValueError, TypeError): return None
+
 def cell_cost(cell: GridCell) -> dict | None:
-    "Paper-world cells: the DiT forwards (image-forwards) and student image-epochs the cell needs, counted from its parameters."
+    "The DiT forwards (image-forwards) and student image-epochs a cell needs, counted from its parameters."
     items = cell_work(cell)
     if items is None: return None
     items = list({it['id']: it for it in items}.values())   # one inversion per mapping, one fine-tune per config inside a cell
@@ -191,7 +202,8 @@ def format_plan(rows: list, profile: str, out: Path, cache_dir, jobs: int = 1,
                      f"{d['units_before']} requested; DiT forwards {d['dit_after']:.3g} of {d['dit_before']:.3g} ({rep(d['dit_before'], d['dit_after'])}), "
                      f"student image-epochs {d['img_after']:.3g} of {d['img_before']:.3g} ({rep(d['img_before'], d['img_after'])}); "
                      f"evaluation units already in the store: {UnitStore(cache_dir).count('evaluation')}")
-        if tiny: lines.append("[ddnb] the tiny paper world runs in minutes on a CPU: no GPU-hours estimate")
+        if tiny or profile_params(profile).get('world') == 'mini':
+            lines.append("[ddnb] this world runs on a CPU in minutes to hours (the reference run's times below): no GPU-hours estimate")
         else:
             hours = [unit_hours(u, fwd, scost) for u in d['units']]
             miss = sorted({u['student'] for u, h in zip(d['units'], hours) if h is None and u['kind'] == 'students'})
