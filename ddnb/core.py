@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import contextlib, dataclasses, hashlib, json, math, os, random, shutil, tempfile, time
+import ast, contextlib, dataclasses, hashlib, json, math, os, random, shutil, tempfile, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -15,7 +15,7 @@ import torch
 __all__ = ['WORLDS', 'DATASETS', 'HASHED_BYTES', 'check_fields', 'default_cache_dir', 'PretrainConfig', 'Config',
            'seed_everything', 'torch_generator', 'get_device', 'count_parameters', 'share_mode', 'make_temp_dir',
            'replace_dir', 'writable_dir', 'exclusive_lock', 'atomic_write', 'save_json', 'load_json', 'fingerprint',
-           'file_sha256', 'StageCache', 'progress']
+           'file_sha256', 'module_closure', 'code_version_of', 'build_code', 'StageCache', 'progress']
 
 # %% ../nbs/00_core.ipynb #c006b
 _TYPES = {'int': (int,), 'float': (int, float), 'str': (str,), 'bool': (bool,)}
@@ -273,6 +273,50 @@ def file_sha256(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
     return h.hexdigest()
 
+_CODE_CACHE = {}
+
+def _module_file(name: str) -> Path:
+    import ddnb
+    return Path(ddnb.__file__).parent/f'{name}.py'
+
+def _ddnb_imports(name: str) -> set:
+    "The `ddnb` modules `ddnb/<name>.py` imports (top level or inside functions)."
+    tree, out = ast.parse(_module_file(name).read_text()), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            mod = node.module or ''
+            if node.level == 1: out |= {mod.split('.')[0]} if mod else {a.name for a in node.names}
+            elif mod.startswith('ddnb.'): out.add(mod.split('.')[1])
+            elif mod == 'ddnb': out |= {a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split('.')[1] for a in node.names if a.name.startswith('ddnb.')}
+    return {m for m in out if _module_file(m).is_file()}
+
+def module_closure(*names: str) -> list:
+    "Sorted names of the `ddnb` modules `names` import, directly or through each other, themselves included."
+    seen, todo = set(), list(names)
+    while todo:
+        m = todo.pop()
+        if m in seen: continue
+        if not _module_file(m).is_file(): raise ValueError(f"module_closure: ddnb has no module {m!r} ({_module_file(m)})")
+        seen.add(m); todo += sorted(_ddnb_imports(m) - seen)
+    return sorted(seen)
+
+def code_version_of(*names: str) -> str:
+    "Short sha256 of the sources of `module_closure(*names)`: the code part of a unit's key (recomputed when a file changes)."
+    files = [_module_file(m) for m in module_closure(*names)]
+    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    if stamp not in _CODE_CACHE:
+        h = hashlib.sha256()
+        for p in files: h.update(p.name.encode() + b'\0' + p.read_bytes() + b'\0')
+        _CODE_CACHE[stamp] = h.hexdigest()[:16]
+    return _CODE_CACHE[stamp]
+
+def build_code(build) -> str | None:
+    "The code version of the `ddnb` module a stage's build function lives in (and of what it imports); None for code outside `ddnb`."
+    mod = getattr(build, '__module__', '') or ''
+    return code_version_of(mod.split('.', 1)[1]) if mod.startswith('ddnb.') else None
+
 HASHED_BYTES = 64 * 2**20   # stage files up to this size are re-hashed on every use; larger ones (image shards) by size and mtime
 
 def _files_of(d: Path) -> dict:
@@ -303,6 +347,7 @@ class StageCache:
             verbose: bool = True,
             rebuild: str | None = None) -> Path:  # why a finished stage must be rebuilt (see `load`)
         "Return the stage folder, building it first unless a finished, verified one exists. One process builds a stage at a time."
+        if (code := build_code(build)) is not None: key = {'stage': key, 'code': code}   # edited code behind a stage: a new stage
         final = self.path(name, key)
         if rebuild is None and (final/'_stage.json').exists() and (bad := self.verify(final)) is None:
             if verbose: print(f"[ddnb] {name}: cached ({final})")

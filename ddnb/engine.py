@@ -8,53 +8,13 @@ import ast, hashlib, json, os, platform, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-from .core import save_json, load_json, share_mode, progress
+from .core import save_json, load_json, share_mode, progress, module_closure, code_version_of, build_code
 
 # %% auto #0
-__all__ = ['JOBQUEUE', 'WORKER_ENV', 'module_closure', 'code_version_of', 'UnitStore', 'Unit', 'compute_unit', 'gpu_ids',
-           'jobqueue_cluster', 'slurm_runner', 'Engine', 'current_engine', 'run_units']
+__all__ = ['JOBQUEUE', 'WORKER_ENV', 'UnitStore', 'Unit', 'compute_unit', 'gpu_ids', 'jobqueue_cluster', 'slurm_runner', 'Engine',
+           'current_engine', 'run_units']
 
-# %% ../nbs/00b_engine.ipynb #c006
-_CODE_CACHE = {}
-
-def _module_file(name: str) -> Path:
-    import ddnb
-    return Path(ddnb.__file__).parent/f'{name}.py'
-
-def _ddnb_imports(name: str) -> set:
-    "The `ddnb` modules `ddnb/<name>.py` imports (top level or inside functions)."
-    tree, out = ast.parse(_module_file(name).read_text()), set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            mod = node.module or ''
-            if node.level == 1: out |= {mod.split('.')[0]} if mod else {a.name for a in node.names}
-            elif mod.startswith('ddnb.'): out.add(mod.split('.')[1])
-            elif mod == 'ddnb': out |= {a.name for a in node.names}
-        elif isinstance(node, ast.Import):
-            out |= {a.name.split('.')[1] for a in node.names if a.name.startswith('ddnb.')}
-    return {m for m in out if _module_file(m).is_file()}
-
-def module_closure(*names: str) -> list:
-    "Sorted names of the `ddnb` modules `names` import, directly or through each other, themselves included."
-    seen, todo = set(), list(names)
-    while todo:
-        m = todo.pop()
-        if m in seen: continue
-        if not _module_file(m).is_file(): raise ValueError(f"module_closure: ddnb has no module {m!r} ({_module_file(m)})")
-        seen.add(m); todo += sorted(_ddnb_imports(m) - seen)
-    return sorted(seen)
-
-def code_version_of(*names: str) -> str:
-    "Short sha256 of the sources of `module_closure(*names)`: the code part of a unit's key (recomputed when a file changes)."
-    files = [_module_file(m) for m in module_closure(*names)]
-    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    if stamp not in _CODE_CACHE:
-        h = hashlib.sha256()
-        for p in files: h.update(p.name.encode() + b'\0' + p.read_bytes() + b'\0')
-        _CODE_CACHE[stamp] = h.hexdigest()[:16]
-    return _CODE_CACHE[stamp]
-
-# %% ../nbs/00b_engine.ipynb #c009
+# %% ../nbs/00b_engine.ipynb #c008
 class UnitStore:
     "Content-addressed unit records under `<cache>/units/`: `get` by key, `put` once (the first record wins)."
     def __init__(self, cache_dir): self.root = Path(cache_dir).expanduser()/'units'
@@ -101,7 +61,7 @@ class UnitStore:
 
     def count(self, kind: str) -> int: return sum(1 for _ in (self.root/kind).glob('*/*.json')) if (self.root/kind).is_dir() else 0
 
-# %% ../nbs/00b_engine.ipynb #c012
+# %% ../nbs/00b_engine.ipynb #c011
 @dataclass
 class Unit:
     "One keyed piece of work: `fn(*args)` returns a JSON-able result stored under (`kind`, `key`)."
@@ -126,7 +86,7 @@ def compute_unit(unit: Unit, cache_dir) -> dict:
     result = unit.fn(*unit.args)
     return store.put(unit.kind, unit.key, result, worker=_worker_address(), seconds=round(time.time() - t0, 3), label=unit.label)
 
-# %% ../nbs/00b_engine.ipynb #c014
+# %% ../nbs/00b_engine.ipynb #c013
 JOBQUEUE = {'slurm': 'SLURMCluster', 'pbs': 'PBSCluster', 'sge': 'SGECluster', 'lsf': 'LSFCluster'}
 WORKER_ENV = {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1', 'DASK_LOGGING__DISTRIBUTED': 'error'}
 

@@ -17,7 +17,7 @@ from .reproduce import result_problem, write_reports
 from .engine import Engine, UnitStore
 
 # %% auto #0
-__all__ = ['run_cell', 'cell_task', 'run_grid', 'run_cells']
+__all__ = ['run_cell', 'cell_task', 'run_grid', 'cell_slots', 'run_cells']
 
 # %% ../nbs/14c_runner.ipynb #c006
 def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_name: str = 'python3',
@@ -125,16 +125,34 @@ def run_grid(profile: str = 'mini', reports_dir='reports', cache_dir=None,
     with exclusive_lock(out/'.ddnb-run.lock', f'reports folder {out}', wait=False):
         return _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs, dict(devices=devices, scheduler=scheduler, cluster=cluster, cluster_opts=cluster_opts))
 
-def run_cells(engine: Engine, todo: list,  # (cell, key) pairs
+def cell_slots(engine: Engine) -> int:
+    "How many cells the cluster runs at once: its workers' `CELL` slots (an error when no worker has one)."
+    n = sum(int(r.get('CELL', 0)) for r in engine.workers().values())
+    if n == 0: raise RuntimeError(f"no worker of {engine.description} advertises the CELL resource a grid cell needs: start workers with "
+                                  f"`dask worker ... --resources CELL=1` (with a GPU: --resources CELL=1,GPU=1)")
+    return n
+
+def run_cells(engine: Engine, todo: list,  # (cell, key) pairs, in the order they should start
               out: Path, cache_dir, profile: str, alone: bool = False):
-    "Submit cells to the engine as tasks that each hold a worker's `CELL` slot; yields their status records as they finish."
+    """Run cells as tasks that each hold a worker's `CELL` slot, yielding their status records as they finish. Only as many
+    cells are submitted as there are slots: a cell waiting in a worker's queue would count as work in progress there, and
+    the scheduler would then hold back the units the running cells wait for."""
     from distributed import as_completed
-    futs = {engine.client.submit(cell_task, cell, out, str(cache_dir), profile, key, alone, key=f'cell-{cell.name}-{key}', pure=False,
-                                 resources={'CELL': 1}, retries=1): cell.name for cell, key in todo}
-    for f in as_completed(futs, loop=engine.client.loop):
-        try: yield f.result()
+    pending, running, ac = list(todo), {}, as_completed(loop=engine.client.loop)
+    def submit_more():
+        while pending and len(running) < cell_slots(engine):
+            cell, key = pending.pop(0)
+            f = engine.client.submit(cell_task, cell, out, str(cache_dir), profile, key, alone, key=f'cell-{cell.name}-{key}', pure=False,
+                                     resources={'CELL': 1}, retries=1)
+            running[f] = cell.name; ac.add(f)
+    submit_more()
+    for f in ac:
+        name = running.pop(f)
+        try: rec = f.result()
         except Exception as e:   # the task itself died (its worker was lost twice): recorded like a failing notebook
-            yield {'cell': futs[f], 'status': 'failed', 'error': f'{type(e).__name__}: {str(e)[:2000]}'}
+            rec = {'cell': name, 'status': 'failed', 'error': f'{type(e).__name__}: {str(e)[:2000]}'}
+        submit_more()
+        yield rec
 
 def _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs=1, engine_opts=None) -> list:
     journal = Journal(cache_dir, out)

@@ -262,7 +262,7 @@ def make_tiny_world(root,  # folder to write (created; an existing tiny world th
 # %% ../nbs/05b_world.ipynb #c101
 DIT_XL2 = dict(num_attention_heads=16, attention_head_dim=72, in_channels=4, out_channels=8, num_layers=28, sample_size=32, patch_size=2,
                num_embeds_ada_norm=1000)
-DIT_XL2_GFLOPS = 118.6   # per 256² forward (DiT paper, Table 4)
+DIT_XL2_GFLOPS = 2 * 118.6   # FLOPs per 256² forward: the DiT paper's Table 4 gives 118.6 G multiply-adds (torch's FlopCounterMode counts 237.3 GFLOPs)
 
 def bench_generator(model: str = 'dit-xl-2',  # 'dit-xl-2' (random weights, the real config) or 'tiny'
                     device='auto', batch: int = 8, steps: int = 3, cache_dir=None) -> dict:
