@@ -11,7 +11,7 @@ unexport PYTHONDONTWRITEBYTECODE
 NUMERIC_NBS = nbs/03_ddim.ipynb nbs/03b_samplers.ipynb nbs/06_finetune.ipynb nbs/07_d3hr.ipynb nbs/07b_dmgd.ipynb nbs/07c_igds.ipynb nbs/08_s3.ipynb nbs/11_students.ipynb nbs/12_evaluate.ipynb nbs/13_batched.ipynb
 LINUX_X86 = ; platform_system == "Linux" and platform_machine == "x86_64"
 
-.PHONY: reproduce test install lock faults
+.PHONY: reproduce test install lock faults test-slurm gpu-check
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/pytest -q -n 2 --dist loadgroup --durations=10 -p no:cacheprovider nbs/tests
 	rm -rf .test-tmp
 
+# Local vs Slurm: the smoke profile run locally and through a one-node Slurm started here (root, Debian: apt-get);
+# the top1 of every row must match. Folders under .test-tmp/slurm/; Slurm is stopped at the end (scripts/)
+test-slurm: $(STAMP)
+	bash scripts/test_slurm.sh
+
 # The fault battery (kill -9, damaged caches and results, concurrent runs, full disk, bad inputs): one table
 faults: $(STAMP)
 	$(BIN)/ddnb check
@@ -56,3 +61,10 @@ lock:
 	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | sed -E '/^(nvidia-|cuda-|triton)/ s/$$/$(LINUX_X86)/'; \
 	} > requirements.lock.tmp && mv requirements.lock.tmp requirements.lock && rm -rf .lock-venv
 	@grep -vc '^#' requirements.lock | xargs echo "requirements.lock: packages:"
+
+# The prepared GPU check (one table, <= 10 min on one H100): DiT-XL/2 bf16 forwards, D3HR group sampling vs the official
+# loop, batched students at 224 px, paper-tiny on --devices auto, --compile. ARGS="--python .venv/bin/python --dry-run --device cpu"
+# runs it small on this CPU;
+# ARGS=--download-wheels fetches the wheels a bare GPU machine lacks into .wheels/ (git-ignored).
+gpu-check:
+	bash scripts/gpu_check.sh $(ARGS)

@@ -181,7 +181,11 @@ class Engine:
         eng = cls(client, cl, what)
         try: client.wait_for_workers(1, timeout=float(os.environ.get('DDNB_WORKER_WAIT', 600 if cluster else 120)))
         except (TimeoutError, OSError) as e:
-            eng.close(); raise RuntimeError(f"no Dask worker joined {what} within the wait (DDNB_WORKER_WAIT): {e}") from None
+            try: eng.close()
+            except Exception: pass   # a jobqueue cluster whose jobs never started cannot close cleanly
+            raise RuntimeError(f"no Dask worker joined {what} within the wait (DDNB_WORKER_WAIT): {e}" +
+                               (" — check the batch system's queue and the job logs (a memory or core request the nodes cannot "
+                                "satisfy makes sbatch refuse the job: see --cluster-opt memory=…)" if cluster else '')) from None
         return eng
 
     @property

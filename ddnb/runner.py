@@ -171,7 +171,8 @@ def _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs=1, engi
     for rec in done.values(): say(rec)
     if todo:
         eo = engine_opts or {}
-        engine = Engine.start(jobs, eo.get('devices'), eo.get('scheduler'), eo.get('cluster'), eo.get('cluster_opts'))
+        copts = {'log_directory': str(Path(cache_dir).resolve()/'dask-jobqueue-logs'), **(eo.get('cluster_opts') or {})}   # batch-job logs in the shared cache, not the submit folder
+        engine = Engine.start(jobs, eo.get('devices'), eo.get('scheduler'), eo.get('cluster'), copts if eo.get('cluster') else None)
         print(f"[ddnb] engine: {engine.description}; scheduler {engine.address}" + (f", dashboard {engine.dashboard}" if engine.dashboard else ''), flush=True)
         try:
             first = [t for t in todo if t[0].notebook == 'foundation.ipynb']   # foundation shows the pretraining: it builds it, first and alone

@@ -113,3 +113,33 @@ def test_cuda_without_cuda_is_one_error_before_any_work(tmp_path):
     r = subprocess.run([sys.executable, '-m', 'ddnb.cli', 'reproduce', '--profile', 'smoke', '--devices', 'auto', '--reports-dir', str(tmp_path/'r')],
                        env=env, capture_output=True, text=True)
     assert r.returncode == 2 and 'no CUDA device is visible' in r.stderr, r.stderr
+
+
+_TRAIN = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from test_engine import _toy_evaluation
+from ddnb.evaluate import train_student
+ds, test, r = _toy_evaluation(epochs=40)
+m = train_student(ds, r, 0, show_progress=False, checkpoint={ck!r}, checkpoint_every=0.0)
+torch.save(m.net.state_dict(), {out!r})
+"""
+
+@pytest.mark.xdist_group('b')
+def test_student_killed_mid_training_resumes_to_equal_weights(tmp_path):
+    "kill -9 a student's training after its first checkpoints; the re-run resumes and ends with the uninterrupted run's weights."
+    from ddnb.evaluate import CHECKPOINT_FILE
+    run = lambda ck, out: subprocess.Popen([sys.executable, '-c', _TRAIN.format(tests=str(Path(__file__).parent), ck=str(ck), out=str(out))],
+                                           env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    run(tmp_path/'ck-ref', tmp_path/'ref.pt').wait()
+    p = run(tmp_path/'ck', tmp_path/'resumed.pt')
+    t0 = time.time()
+    while not (tmp_path/'ck'/CHECKPOINT_FILE).exists() and time.time() - t0 < 300: time.sleep(0.05)
+    time.sleep(0.5)
+    p.kill(); p.wait()
+    assert not (tmp_path/'resumed.pt').exists(), 'the training finished before it was killed'
+    saved = torch.load(tmp_path/'ck'/CHECKPOINT_FILE, weights_only=True)['epoch']
+    assert 0 < saved < 40
+    assert run(tmp_path/'ck', tmp_path/'resumed.pt').wait() == 0
+    ref, res = torch.load(tmp_path/'ref.pt', weights_only=True), torch.load(tmp_path/'resumed.pt', weights_only=True)
+    assert ref.keys() == res.keys() and all(torch.equal(ref[k], res[k]) for k in ref)
