@@ -12,9 +12,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['WORLDS', 'DATASETS', 'HASHED_BYTES', 'check_fields', 'default_cache_dir', 'PretrainConfig', 'Config',
-           'seed_everything', 'torch_generator', 'get_device', 'count_parameters', 'share_mode', 'make_temp_dir',
-           'replace_dir', 'writable_dir', 'exclusive_lock', 'atomic_write', 'save_json', 'load_json', 'fingerprint',
+__all__ = ['WORLDS', 'DATASETS', 'MIN_FREE_BYTES', 'HASHED_BYTES', 'check_fields', 'default_cache_dir', 'PretrainConfig',
+           'Config', 'seed_everything', 'torch_generator', 'get_device', 'count_parameters', 'share_mode',
+           'make_temp_dir', 'replace_dir', 'writable_dir', 'exclusive_lock', 'WriteError', 'free_bytes',
+           'disk_full_error', 'check_free_space', 'atomic_write', 'save_json', 'load_json', 'fingerprint',
            'file_sha256', 'module_closure', 'code_version_of', 'build_code', 'StageCache', 'progress']
 
 # %% ../nbs/00_core.ipynb #c006b
@@ -212,22 +213,64 @@ def exclusive_lock(path,  # the lock file
             if not wait: raise RuntimeError(f"{what} is in use by {holder} (lock {path}): wait for it to finish or stop it") from None
             print(f"[ddnb] waiting for {holder}, which holds {what}", flush=True)
             fcntl.flock(f, fcntl.LOCK_EX)
-        f.seek(0); f.truncate(); f.write(f"pid {os.getpid()} on {os.uname().nodename}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"); f.flush()
+        f.seek(0); f.truncate()
+        with contextlib.suppress(OSError):   # who holds it, for the message above; a full disk must not break the lock itself
+            os.write(f.fileno(), f"pid {os.getpid()} on {os.uname().nodename}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
         yield path
     finally: f.close()
 
 # %% ../nbs/00_core.ipynb #c013
+import errno
+
+class WriteError(OSError):
+    "An `OSError` (its errno kept) whose message is one sentence naming the file or folder that could not be written."
+    def __str__(self): return self.strerror
+
+MIN_FREE_BYTES = 16 * 2**20   # a stage does not start building on a disk with less free space than this
+_DISK_FULL = ('inline_container', 'PytorchStreamWriter failed', 'No space left on device', 'StorageFull')   # torch, safetensors
+
+def free_bytes(path) -> int:
+    "Free bytes on the disk that holds `path` (or its nearest existing parent)."
+    p = Path(path).expanduser().absolute()
+    while not p.exists() and p != p.parent: p = p.parent
+    return shutil.disk_usage(p).free
+
+def disk_full_error(e: BaseException, path, hint: str = '') -> WriteError | None:
+    """`WriteError` "No space left on <path>" when `e` is a failed write to a full disk: ENOSPC, a disk quota, or a torch /
+    safetensors writer error (`inline_container … unexpected pos`) while almost no space is left; None for anything else."""
+    no = getattr(e, 'errno', None)
+    full = no in (errno.ENOSPC, errno.EDQUOT) or (no is None and any(s in str(e) for s in _DISK_FULL) and
+                                                  ('No space' in str(e) or 'StorageFull' in str(e) or free_bytes(path) < MIN_FREE_BYTES))
+    if not full: return None
+    what = 'disk quota exceeded' if no == errno.EDQUOT else 'No space left'
+    return WriteError(no or errno.ENOSPC, f"{what} on {path} ({free_bytes(path) / 2**20:.1f} MiB free there){hint}")
+
+def check_free_space(path, what: str, need: int | None = None):
+    "Refuse to start writing `what` under `path` when its disk has less than `need` bytes (default `MIN_FREE_BYTES`) free."
+    need = need or MIN_FREE_BYTES
+    if (free := free_bytes(path)) < need:
+        raise WriteError(errno.ENOSPC, f"No space left on {path} ({free / 2**20:.1f} MiB free there, {what} needs at least {need / 2**20:.0f} MiB)")
+
+def _write_error(e: OSError, path) -> WriteError:
+    "A failed write as one sentence naming `path`: a full disk, or the reason (read-only, permission) the system gave."
+    return disk_full_error(e, path) or WriteError(e.errno, f"cannot write {path}: {e.strerror or e}")
+
 @contextlib.contextmanager
 def atomic_write(path, mode: str = 'wb'):
-    "Open a temp file beside `path` for writing; rename it to `path` only if the block finishes without error."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    "Open a temp file beside `path` for writing; rename it to `path` only if the block finishes without error. A failed write names `path`."
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    except OSError as e: raise _write_error(e, path) from e
     try:
         share_mode(tmp)
         with os.fdopen(fd, mode) as f: yield f
-        os.replace(tmp, path)
-    except BaseException:
+        try: os.replace(tmp, path)
+        except OSError as e: raise _write_error(e, path) from e
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        if not isinstance(e, WriteError) and (full := disk_full_error(e, path)) is not None: raise full from e   # a write inside the block hit a full disk
         raise
 
 def _json_default(o):
@@ -323,6 +366,13 @@ def _files_of(d: Path) -> dict:
     return {p.relative_to(d).as_posix(): {'size': p.stat().st_size, 'sha256': file_sha256(p), 'mtime_ns': p.stat().st_mtime_ns}
             for p in sorted(d.rglob('*')) if p.is_file() and p.name != '_stage.json'}
 
+def _release_frames(e: BaseException):
+    "Clear the locals of the frames of `e` and the exceptions it arose from, so a failed writer's open file (torch keeps one) is closed now."
+    import traceback
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e)); traceback.clear_frames(e.__traceback__); e = e.__context__
+
 class StageCache:
     "Folder-per-stage cache keyed by a fingerprint of the stage's config and inputs; each stage records its files' checksums."
     def __init__(self, root): self.root = Path(root).expanduser()
@@ -359,6 +409,7 @@ class StageCache:
                 rebuild = bad
             if rebuild: print(f"[ddnb] {name}: cached stage {final} is damaged ({rebuild}); rebuilding it", flush=True)
             for old in final.parent.glob(f'.{final.name}.tmp-*'): shutil.rmtree(old, ignore_errors=True)   # a killed build's leftovers
+            check_free_space(final.parent, f'stage {name}')
             tmp = make_temp_dir(final.parent, f'.{final.name}.tmp-')
             try:
                 t0 = time.time(); build(tmp)
@@ -367,8 +418,12 @@ class StageCache:
                            'finished': time.strftime('%Y-%m-%dT%H:%M:%S'), 'finished_epoch': time.time(), 'files': _files_of(tmp)},
                           tmp/'_stage.json')
                 replace_dir(tmp, final)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True); raise
+            except BaseException as e:
+                full = disk_full_error(e, final, f": stage {name} could not be written; free some space or move the cache (DDNB_CACHE, --cache-dir)")
+                if full is not None: _release_frames(e)   # measured above while the disk was still full; now close the writer's open file
+                shutil.rmtree(tmp, ignore_errors=True)
+                if full is not None: raise full from e
+                raise
         return final
 
     def clean_leftovers(self) -> list:

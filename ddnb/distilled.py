@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from .core import save_json, load_json, make_temp_dir, replace_dir
+from .journal import record_output
 
 # %% auto #0
-__all__ = ['LABEL_MODES', 'quantize', 'DistilledSet', 'save_distilled', 'load_distilled']
+__all__ = ['LABEL_MODES', 'PNG_SIGNATURE', 'quantize', 'DistilledSet', 'save_distilled', 'load_distilled']
 
 # %% ../nbs/09_distilled.ipynb #c005
 LABEL_MODES = ('hard', 'soft')
@@ -80,42 +81,99 @@ def save_distilled(ds: DistilledSet, path) -> Path:
         replace_dir(tmp, path)   # a reader sees the old set or the new one, never a missing folder
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
-    return path
+    return record_output(path)   # an output of the running grid cell: its journal record hashes every file of the set
 
 # %% ../nbs/09_distilled.ipynb #c009
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+_MODES = {1: 'L', 3: 'RGB'}   # what save_distilled writes: 8-bit grey or 8-bit RGB
+
+def _entries(d: Path) -> dict:
+    "name → `os.DirEntry` of a folder of a set; a symbolic link is refused (a set holds plain files, so none can point outside it)."
+    with os.scandir(d) as it: out = {e.name: e for e in it}
+    for e in sorted(out.values(), key=lambda e: e.name):
+        if e.is_symlink(): raise ValueError(f"{d/e.name}: a symbolic link (to {os.readlink(e.path)}); a distilled set holds plain files only")
+    return out
+
+def _check_manifest(f: Path, m) -> dict:
+    "The fields of `manifest.json` the reader needs, each checked (one error naming the field)."
+    if not isinstance(m, dict): raise ValueError(f"{f}: not a manifest (a JSON {type(m).__name__})")
+    cls = m.get('classes')
+    if not isinstance(cls, list) or not cls or not all(isinstance(c, str) for c in cls):
+        raise ValueError(f"{f}: no 'classes' list (the class folder names, in label order)" if cls is None else
+                         f"{f}: 'classes' is {str(cls)[:80]}, expected a non-empty list of folder names")
+    bad = [c for c in cls if c in ('', '.', '..') or '/' in c or '\\' in c or c.startswith('.')]
+    if bad: raise ValueError(f"{f}: class name(s) {bad[:5]} are not plain folder names")
+    if len(set(cls)) < len(cls): raise ValueError(f"{f}: class name(s) {sorted({c for c in cls if cls.count(c) > 1})[:5]} appear twice")
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0
+    if not whole(m.get('ipc')): raise ValueError(f"{f}: 'ipc' is {m.get('ipc')!r}, expected the images per class (a whole number ≥ 1)")
+    s = m.get('image_shape')
+    if not (isinstance(s, list) and len(s) == 3 and all(map(whole, s)) and s[0] in _MODES):
+        raise ValueError(f"{f}: 'image_shape' is {s!r}, expected [C, H, W] with C = 1 or 3")
+    if not isinstance(m.get('method'), str): raise ValueError(f"{f}: no 'method' name")
+    return m
+
+def _png_names(ipc: int) -> str: return '0.png' if ipc == 1 else f'0.png … {ipc - 1}.png'
+
+def _read_png(f: Path, shape: tuple) -> torch.Tensor:
+    "One image (C, H, W) in [0, 1]: signature, mode and size checked from the header before any pixel is decoded."
+    from PIL import Image
+    with open(f, 'rb') as fh: head = fh.read(8)
+    if head != PNG_SIGNATURE:
+        raise ValueError(f"{f}: not a PNG file (starts with {head[:4]!r}{': JPEG bytes' if head[:3] == bytes([255, 216, 255]) else ''})")
+    try: im = Image.open(f, formats=['PNG'])   # the header only
+    except Exception as e: raise ValueError(f"{f}: corrupt or unreadable PNG ({type(e).__name__}: {e})") from None
+    with im:
+        C, H, W = shape
+        if im.mode not in _MODES.values():
+            raise ValueError(f"{f}: PNG of mode {im.mode!r}{' (16-bit)' if im.mode.startswith('I') else ''}, expected the 8-bit "
+                             f"{_MODES.get(C, 'L or RGB')!r} that save_distilled writes for {shape} (C, H, W) images")
+        got = (len(im.getbands()), im.size[1], im.size[0])
+        if got != tuple(shape): raise ValueError(f"{f}: image is {got} (C, H, W), expected {tuple(shape)}")
+        try: im.load(); a = np.asarray(im)
+        except Exception as e: raise ValueError(f"{f}: corrupt or unreadable PNG ({type(e).__name__}: {e})") from None
+    t = torch.from_numpy(a.copy()).float().div(255)
+    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
+
 def load_distilled(path, expected_classes: list | None = None,  # e.g. the dataset's class list
                    image_shape: tuple | None = None) -> DistilledSet:  # (C, H, W) the world expects
     "Read a distilled set written by `save_distilled` (or by hand in the same layout), checking everything."
-    from PIL import Image
     path = Path(path)
     if not path.is_dir(): raise FileNotFoundError(f"{path}: distilled set folder not found")
-    m = load_json(path/'manifest.json')
-    classes = m['classes']
+    top, mf = _entries(path), path/'manifest.json'
+    if 'manifest.json' not in top: raise FileNotFoundError(f"{mf}: no such file")
+    m = _check_manifest(mf, load_json(mf))
+    classes, ipc = m['classes'], m['ipc']
     if expected_classes is not None and list(expected_classes) != list(classes):
         missing, extra = set(expected_classes) - set(classes), set(classes) - set(expected_classes)
-        raise ValueError(f"{path/'manifest.json'}: classes differ from the dataset's (missing {sorted(missing)[:5]}, extra {sorted(extra)[:5]})"
-                         if missing or extra else f"{path/'manifest.json'}: classes are in a different order than the dataset's")
-    folders = {p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith('.')}
+        raise ValueError(f"{mf}: classes differ from the dataset's (missing {sorted(missing)[:5]}, extra {sorted(extra)[:5]})"
+                         if missing or extra else f"{mf}: classes are in a different order than the dataset's")
+    folders = {n for n, e in top.items() if e.is_dir()}
     if folders - set(classes): raise ValueError(f"{path}: extra class folder(s) {sorted(folders - set(classes))} not in manifest.json")
     if set(classes) - folders: raise ValueError(f"{path}: missing class folder(s) {sorted(set(classes) - folders)}")
+    known = {'manifest.json', *(['soft_labels.safetensors'] if m.get('soft_labels') else [])}
+    extra = sorted(set(top) - folders - known)
+    if extra: raise ValueError(f"{path/extra[0]}: not part of the set (it holds manifest.json, the class folders"
+                               f"{' and soft_labels.safetensors' if m.get('soft_labels') else ''})")
     shape = tuple(image_shape) if image_shape else tuple(m['image_shape'])
+    want = [f'{k}.png' for k in range(ipc)]
     xs, ys = [], []
     for c, name in enumerate(classes):
-        files = sorted((path/name).glob('*.png'), key=lambda p: (len(p.stem), p.stem))
-        if not files: raise ValueError(f"{path/name}: class folder holds no PNG images")
-        for f in files:
-            try:
-                with Image.open(f) as im: im.load(); a = np.asarray(im)
-            except Exception as e: raise ValueError(f"{f}: corrupt or unreadable PNG ({type(e).__name__}: {e})") from None
-            t = torch.from_numpy(a.copy()).float().div(255)
-            t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
-            if tuple(t.shape) != shape: raise ValueError(f"{f}: image is {tuple(t.shape)} (C, H, W), expected {shape}")
-            xs.append(t); ys.append(c)
+        d = path/name
+        files = _entries(d)
+        extra = sorted(set(files) - set(want), key=lambda n: (len(n), n))
+        if extra: raise ValueError(f"{d/extra[0]}: not part of the set (manifest.json says ipc {ipc}: {name}/ holds {_png_names(ipc)} only)")
+        missing = [n for n in want if n not in files]
+        if missing: raise ValueError(f"{d}: {len(files)} image(s), manifest.json says ipc {ipc} (missing {missing[:5]})")
+        for n in want:
+            if not files[n].is_file(): raise ValueError(f"{d/n}: not a file")
+            xs.append(_read_png(d/n, shape)); ys.append(c)
     soft = None
     if m.get('soft_labels'):
         from safetensors.torch import load_file
         f = path/'soft_labels.safetensors'
-        if not f.exists(): raise FileNotFoundError(f"{f}: manifest announces soft labels but the file is missing")
-        soft = load_file(str(f))['soft_labels']
-    return DistilledSet(torch.stack(xs), torch.tensor(ys), classes, m['method'], m.get('params', {}), m.get('seeds', []),
-                        m.get('source', ''), m.get('label_mode', 'hard'), soft)
+        if f.name not in top: raise FileNotFoundError(f"{f}: manifest announces soft labels but the file is missing")
+        try: soft = load_file(str(f))['soft_labels']
+        except Exception as e: raise ValueError(f"{f}: unreadable soft labels ({type(e).__name__}: {e})") from None
+    try: return DistilledSet(torch.stack(xs), torch.tensor(ys), classes, m['method'], m.get('params', {}), m.get('seeds', []),
+                             m.get('source', ''), m.get('label_mode', 'hard'), soft)
+    except ValueError as e: raise ValueError(f"{path}: {e}") from None

@@ -69,7 +69,7 @@ class Battery:
 # %% auto #0
 __all__ = ['PROFILE', 'FAULT_CELLS', 'DDNB', 'SCENARIOS', 'ddnb_cmd', 'grid_args', 'accuracies', 'Battery', 'fault_kill',
            'fault_stage', 'fault_results', 'fault_leftovers', 'fault_concurrent', 'fault_disk_full', 'fault_inputs',
-           'fault_umask', 'run_battery']
+           'fault_umask', 'fault_code', 'fault_sigterm', 'fault_outputs', 'fault_journal', 'run_battery']
 
 # %% ../nbs/16_faults.ipynb #c005
 def _run_killed(reports, cache, cells, target: str, delay: float) -> dict:
@@ -197,8 +197,91 @@ def fault_umask(b: Battery):
     b.add('files and folders readable by others (umask 022)', detected=True, recovered=not private,
           note=f'{len(private)} private' + (f': {[str(p) for p in private[:3]]}' if private else ''))
 
+def _plan_lines(stdout: str) -> dict:
+    "The plan's line of each cell (indented, cell name first) in a run's output."
+    return {l.split()[0]: l for l in stdout.splitlines() if l.startswith('  ') and l.split()}
+
+def fault_code(b: Battery):
+    "A `raise` added to a cached stage's build code (in a copy of the package, on PYTHONPATH): the plan names the file, the new code runs."
+    import ddnb
+    from ddnb.grid import experiments_dir
+    reports, cache = b.copy('code')
+    pkg = b.root/'code'/'pkg'; shutil.copytree(Path(ddnb.__file__).parent, pkg/'ddnb', ignore=shutil.ignore_patterns('__pycache__'))
+    src = (pkg/'ddnb'/'pretrain.py').read_text()
+    anchor = '    def build(d: Path):\n'
+    if src.count(anchor) != 1: b.add('edited stage code', False, False, note='the pretraining build() to edit was not found'); return
+    (pkg/'ddnb'/'pretrain.py').write_text(src.replace(anchor, anchor + "        raise RuntimeError('edited stage code ran')\n"))
+    cell = b.cells[0]
+    p = ddnb_cmd(grid_args(reports, cache, [cell]), env={'PYTHONPATH': str(pkg), 'DDNB_EXPERIMENTS': str(experiments_dir())})
+    line = _plan_lines(p.stdout).get(cell, '')
+    q = ddnb_cmd(grid_args(reports, cache, b.cells))   # the original code again: the clean run's stage is reused
+    b.add('edited stage code (a `raise` in the pretraining build)', detected='ddnb/pretrain.py' in line and 'edited stage code ran' in p.stdout + p.stderr,
+          recovered=q.returncode == 0 and 'pretrain: cached' in (reports/PROFILE/'notebooks'/f'{cell}.ipynb').read_text(), reports=reports,
+          note=' '.join(line.split()[1:])[:150])
+
+def fault_sigterm(b: Battery):
+    "SIGTERM to `ddnb reproduce` (its process only) while a cell runs: it stops every process below it and records the cell interrupted."
+    import psutil
+    reports, cache = b.copy('sigterm')
+    target = b.cells[0]
+    e = {**os.environ, 'OMP_NUM_THREADS': '1', 'DDNB_PROGRESS': '0'}
+    p = subprocess.Popen([*DDNB, *map(str, grid_args(reports, cache, b.cells, '--force'))], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=e, start_new_session=True)
+    j, t0 = Journal(cache, Path(reports)/PROFILE), time.time()
+    old = (j.get(target) or {}).get('started')
+    while p.poll() is None and (j.get(target) or {}).get('started') in (None, old) and time.time() - t0 < 600: time.sleep(0.2)
+    time.sleep(b.rng.uniform(1, 3))
+    kids = psutil.Process(p.pid).children(recursive=True) if p.poll() is None else []
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    time.sleep(1)
+    left = [k.pid for k in kids if k.is_running() and k.status() != psutil.STATUS_ZOMBIE]
+    state = (j.get(target) or {}).get('state')
+    q = ddnb_cmd(grid_args(reports, cache, b.cells))
+    said = [l for l in err.splitlines() if 'interrupted by SIGTERM' in l]
+    b.add(f'SIGTERM to `ddnb reproduce` inside {target}',
+          detected=p.returncode == 128 + signal.SIGTERM and len(said) == 1 and 'Traceback' not in err and state == 'interrupted'
+                   and 'interrupted by SIGTERM' in _plan_lines(q.stdout).get(target, ''),
+          recovered=bool(kids) and not left and q.returncode == 0, reports=reports,
+          note=f'{len(kids)} processes below it, {len(left)} left running; exit {p.returncode}')
+
+def fault_outputs(b: Battery):
+    "A figure and an executed notebook deleted after a run: the plan names the file, the cell re-runs and writes them again."
+    reports, cache = b.copy('outputs')
+    cell = b.cells[0]
+    rec = Journal(cache, reports/PROFILE).get(cell) or {}
+    figs = sorted(k for k in rec.get('outputs', {}) if k.startswith('figures/'))
+    gone = [reports/PROFILE/f'notebooks/{cell}.ipynb'] + [reports/PROFILE/f for f in figs[:1]]
+    for f in gone: f.unlink(missing_ok=True)
+    p = ddnb_cmd(grid_args(reports, cache, b.cells, '--plan'))
+    line = _plan_lines(p.stdout).get(cell, '')
+    q = ddnb_cmd(grid_args(reports, cache, b.cells))
+    b.add(f'an output of {cell} deleted (figure, executed notebook)', detected=bool(figs) and 'missing since it finished' in line,
+          recovered=q.returncode == 0 and all(f.exists() for f in gone) and q.stdout.count(': ok') == 1, reports=reports,
+          note=' '.join(line.split()[1:])[:150] if figs else 'no figure listed among the outputs of the clean run')
+
+def fault_journal(b: Battery):
+    "Malformed journal records, and one from another host: `--plan` works and names each; the cell runs again."
+    reports, cache = b.copy('journal')
+    j, cell = Journal(cache, reports/PROFILE), b.cells[0]
+    good = j.get(cell)
+    for label, rec, needle in [('`{}`', {}, "'state' is 'missing'"), ('`done` without `finished`', {k: v for k, v in good.items() if k != 'finished'}, "needs 'finished'"),
+                               ('`seconds` as a string', {**good, 'seconds': '12'}, "needs 'seconds'"),
+                               ('a record from another host', {**good, 'host': 'elsewhere'}, 'another machine (elsewhere)')]:
+        j.path(cell).write_text(json.dumps(rec))
+        p = ddnb_cmd(grid_args(reports, cache, b.cells, '--plan'))
+        said = p.stdout + p.stderr
+        named = needle in said and (str(j.path(cell)) in said or 'another machine' in needle)
+        b.add(f'malformed journal record: {label}', detected=p.returncode == 0 and named, recovered=None,
+              note=next((l for l in said.splitlines() if needle in l), '')[:150])
+    q = ddnb_cmd(grid_args(reports, cache, b.cells))
+    b.rows[-1].update(recovered=q.returncode == 0 and q.stdout.count(': ok') == 1,
+                      equal=accuracies(reports) == b.reference)
+    b.rows[-1]['note'] += '; then the grid re-ran the cell'
+
 SCENARIOS = {'kill': fault_kill, 'stage': fault_stage, 'results': fault_results, 'leftovers': fault_leftovers,
-             'concurrent': fault_concurrent, 'disk-full': fault_disk_full, 'inputs': fault_inputs, 'umask': fault_umask}
+             'concurrent': fault_concurrent, 'disk-full': fault_disk_full, 'inputs': fault_inputs, 'umask': fault_umask,
+             'code': fault_code, 'sigterm': fault_sigterm, 'outputs': fault_outputs, 'journal': fault_journal}
 
 def run_battery(root=None, scenarios=tuple(SCENARIOS), cells=FAULT_CELLS, seed: int = 0, show: bool = True) -> Battery:
     "Run the fault battery in `root` (a temp folder by default) and print its table."

@@ -17,14 +17,19 @@ from .ddim import invert_to, ddim_timesteps, inverted_timestep, ddim_step, alpha
 from .pretrain import forward_noise, drop_labels
 
 # %% auto #0
-__all__ = ['FINETUNE_PRESETS', 'apply_difffit', 'label_tables', 'tie_label_tables', 'save_adapter', 'load_adapter',
-           'matching_distance', 'inversion_matching', 'posterior_mean', 'ddim_inversion_step',
-           'inversion_matching_code', 'MinimaxMemory', 'minimax_terms', 'vb_term', 'FinetuneConfig', 'finetune_preset',
-           'finetune', 'finetuned_generator']
+__all__ = ['LABEL_TABLE', 'TIMESTEP_MLP', 'FINETUNE_PRESETS', 'apply_difffit', 'block_copies', 'label_tables', 'is_tied',
+           'tie_blocks', 'tie_label_tables', 'tie_timestep_mlps', 'save_adapter', 'load_adapter', 'matching_distance',
+           'inversion_matching', 'posterior_mean', 'ddim_inversion_step', 'inversion_matching_code', 'MinimaxMemory',
+           'minimax_terms', 'vb_term', 'FinetuneConfig', 'finetune_preset', 'finetune', 'finetuned_generator']
 
 # %% ../nbs/06_finetune.ipynb #c006
 def _gamma_blocks(n: int, which) -> list:
+    # 'first_half' (default): blocks 0 … n//2 − 1 (block 0 when n = 1). 'official': the reference code's rule, blocks 0 … min(n, 14) − 1
+    # (models.py indexes [True] * 14 + [False] * 14 by block: every block of a DiT with ≤ 14, blocks 0–13 up to 28, an IndexError
+    # beyond). On DiT-XL/2's 28 blocks both are 0–13; they part on other depths: DiT-B (12) 0–5 vs 0–11, DiT-L (24) 0–11 vs 0–13, the
+    # mini DiT (4) 0–1 vs 0–3. The official presets use 'official'; the mini grid keeps 'first_half' (blocks 0–1 of its 4).
     if which == 'first_half': return list(range(n // 2 if n > 1 else 1))
+    if which == 'official': return list(range(min(n, 14)))
     if which == 'all': return list(range(n))
     if which in (None, 'none'): return []
     idx = list(which)
@@ -55,30 +60,50 @@ def apply_difffit(transformer: nn.Module, gamma_blocks='first_half') -> list:
     transformer.difffit_gamma_blocks = gamma_blocks
     return [n for n, p in transformer.named_parameters() if p.requires_grad]
 
+# the per-block copies in diffusers' DiT of what the original DiT has once: its `y_embedder` table and its `t_embedder` MLP
+LABEL_TABLE, TIMESTEP_MLP = 'norm1.emb.class_embedder.embedding_table', 'norm1.emb.timestep_embedder'
+
+def block_copies(transformer: nn.Module, path: str) -> list:
+    "The submodule at `path` of every block (one object repeated once tied)."
+    return [b.get_submodule(path) for b in transformer.transformer_blocks]
+
 def label_tables(transformer: nn.Module) -> list:
     "The class-embedding table of every block (diffusers' DiT keeps one per block; the original DiT has one)."
-    return [b.norm1.emb.class_embedder.embedding_table for b in transformer.transformer_blocks]
+    return block_copies(transformer, LABEL_TABLE)
 
-def tie_label_tables(transformer: nn.Module, mode: str = 'auto') -> bool:
-    "Make every block use block 0's label table, as the original DiT; 'auto' ties only when all tables are equal. Returns whether tied."
-    if mode not in ('auto', 'force', 'never'): raise ValueError(f"tie_labels={mode!r}: expected 'auto', 'force' or 'never'")
-    tables = label_tables(transformer)
-    if mode == 'never' or len(tables) < 2: return False
-    if all(t is tables[0] for t in tables): return True
-    if mode == 'auto' and not all(torch.equal(t.weight, tables[0].weight) for t in tables[1:]): return False
-    for b in transformer.transformer_blocks[1:]: b.norm1.emb.class_embedder.embedding_table = tables[0]
+def is_tied(transformer: nn.Module, path: str) -> bool: return all(m is block_copies(transformer, path)[0] for m in block_copies(transformer, path))
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+def tie_blocks(transformer: nn.Module, path: str, mode: str = 'auto', option: str = 'tie') -> bool:
+    "Make every block use block 0's submodule at `path` (one module, one gradient: the sum of the blocks'); 'auto' only when all copies are equal. Returns whether tied."
+    if mode not in ('auto', 'force', 'never'): raise ValueError(f"{option}={mode!r}: expected 'auto', 'force' or 'never'")
+    mods = block_copies(transformer, path)
+    if mode == 'never' or len(mods) < 2: return False
+    if all(m is mods[0] for m in mods): return True
+    if mode == 'auto' and not all(_same_weights(m, mods[0]) for m in mods[1:]): return False
+    for b in transformer.transformer_blocks[1:]: b.set_submodule(path, mods[0])
     return True
 
+def tie_label_tables(transformer: nn.Module, mode: str = 'auto') -> bool:
+    "Make every block use block 0's label table, as the original DiT's one `y_embedder`; 'auto' ties only when all tables are equal. Returns whether tied."
+    return tie_blocks(transformer, LABEL_TABLE, mode, 'tie_labels')
+
+def tie_timestep_mlps(transformer: nn.Module, mode: str = 'auto') -> bool:
+    "Make every block use block 0's timestep MLP (`linear_1`, `linear_2`), as the original DiT's one `t_embedder`; 'auto' ties only when all are equal."
+    return tie_blocks(transformer, TIMESTEP_MLP, mode, 'tie_timesteps')
+
 def save_adapter(transformer: nn.Module, path) -> Path:
-    "Save only the Difffit parameters (safetensors), which blocks carry γ and whether the label tables are tied (JSON)."
+    "Save only the Difffit parameters (safetensors), which blocks carry γ and whether the label tables and timestep MLPs are tied (JSON)."
     from safetensors.torch import save
     from ddnb.core import atomic_write
     path = Path(path)
     state = {n: p.detach().contiguous() for n, p in transformer.named_parameters() if p.requires_grad}
     with atomic_write(path, 'wb') as f: f.write(save(state))
-    tied = all(t is label_tables(transformer)[0] for t in label_tables(transformer))
-    save_json({'gamma_blocks': transformer.difffit_gamma_blocks, 'parameters': sorted(state), 'tied_labels': tied, 'gamma': 'per-channel'},
-              path.with_suffix('.json'))
+    save_json({'gamma_blocks': transformer.difffit_gamma_blocks, 'parameters': sorted(state), 'tied_labels': is_tied(transformer, LABEL_TABLE),
+               'tied_timesteps': is_tied(transformer, TIMESTEP_MLP), 'gamma': 'per-channel'}, path.with_suffix('.json'))
     return path
 
 def load_adapter(transformer: nn.Module, path) -> nn.Module:
@@ -88,6 +113,7 @@ def load_adapter(transformer: nn.Module, path) -> nn.Module:
     if not path.exists(): raise FileNotFoundError(f"{path}: Difffit adapter not found")
     meta = load_json(path.with_suffix('.json'))
     if meta.get('tied_labels'): tie_label_tables(transformer, 'force')
+    if meta.get('tied_timesteps'): tie_timestep_mlps(transformer, 'force')
     apply_difffit(transformer, meta['gamma_blocks'])
     state = load_file(str(path))
     missing = set(state) - {n for n, _ in transformer.named_parameters()}
@@ -207,7 +233,7 @@ class FinetuneConfig:
     epochs: int = 8
     batch_size: int = 8
     lr: float = 1e-3
-    gamma_blocks: str = 'first_half'
+    gamma_blocks: str = 'first_half'  # 'first_half' (n // 2) | 'official' (blocks 0–13) | 'all' | 'none' | a list: equal on DiT-XL/2
     class_dropout: float = 0.1
     lambda_im: float = 0.002
     im_num_steps: int = 10           # paper form: the DDIM schedule of the inversion inside the loss
@@ -218,13 +244,15 @@ class FinetuneConfig:
     lambda_div: float = 0.008        # Minimax diversity
     memory: int = 64                 # Minimax memory size, per class
     tie_labels: str = 'auto'         # one label table for all blocks: 'auto' (when the copies are equal) | 'force' | 'never'
+    tie_timesteps: str = 'auto'      # one timestep MLP for all blocks, as the official t_embedder: same choices
     ema_decay: float | None = None   # sample with EMA weights of this decay (official: 0.9999); None: the raw tuned weights
     vb: bool = False                 # add the variational-bound term that trains a learned Σ (official: on)
 
     def __post_init__(self):
         check_fields(self, positive=('epochs', 'batch_size', 'lr', 'im_num_steps', 'grad_steps', 'memory'),
                      nonnegative=('class_dropout', 'lambda_im', 'lambda_rep', 'lambda_div'),
-                     choices={'loss': ('diffusion', 'im', 'minimax'), 'im_form': ('paper', 'code'), 'tie_labels': ('auto', 'force', 'never')})
+                     choices={'loss': ('diffusion', 'im', 'minimax'), 'im_form': ('paper', 'code'), 'tie_labels': ('auto', 'force', 'never'),
+                              'tie_timesteps': ('auto', 'force', 'never')})
         if self.ema_decay is not None and not 0 < self.ema_decay < 1: raise ValueError(f"FinetuneConfig.ema_decay={self.ema_decay!r}: must be in (0, 1) or None")
         matching_distance(torch.zeros(1, 1), torch.ones(1, 1), self.matching)   # names a bad `matching` now, not mid-run
 
@@ -235,10 +263,11 @@ class FinetuneConfig:
 FINETUNE_PRESETS = {
     # IMS3 paper, Eq. 4-7 (the default): diffusion loss at a per-sample uniform t + λ_IM·(1 − cos(z_t^inv, z_t)) on the inversion grid
     'ims3-paper': {'loss': 'im', 'im_form': 'paper'},
-    # the official IMS3 run.sh / train_dit.py: Minimax terms + the all-pairs IM term, vb loss for Σ, EMA 0.9999 for sampling, one label table
-    'ims3-official': {'loss': 'im', 'im_form': 'code', 'vb': True, 'ema_decay': 0.9999, 'tie_labels': 'auto'},
+    # the official IMS3 run.sh / train_dit.py: Minimax terms + the all-pairs IM term, vb loss for Σ, EMA 0.9999 for sampling,
+    # one label table and one timestep MLP, γ on the hard-coded blocks 0–13
+    'ims3-official': {'loss': 'im', 'im_form': 'code', 'vb': True, 'ema_decay': 0.9999, 'tie_labels': 'auto', 'tie_timesteps': 'auto', 'gamma_blocks': 'official'},
     # the official MinimaxDiffusion train_dit.py
-    'minimax-official': {'loss': 'minimax', 'vb': True, 'ema_decay': 0.9999, 'tie_labels': 'auto'},
+    'minimax-official': {'loss': 'minimax', 'vb': True, 'ema_decay': 0.9999, 'tie_labels': 'auto', 'tie_timesteps': 'auto', 'gamma_blocks': 'official'},
 }
 
 def finetune_preset(name: str, **overrides) -> FinetuneConfig:
@@ -259,6 +288,7 @@ def finetune(gen: DiTGenerator, real: ImageSet, fc: FinetuneConfig = FinetuneCon
     seed_everything(seed); g = torch_generator(seed)
     gen = copy.deepcopy(gen)
     tied = tie_label_tables(gen.transformer, fc.tie_labels)
+    tied_t = tie_timestep_mlps(gen.transformer, fc.tie_timesteps)
     apply_difffit(gen.transformer, fc.gamma_blocks)
     params = [p for p in gen.transformer.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, fc.lr, weight_decay=0.0)
@@ -301,14 +331,14 @@ def finetune(gen: DiTGenerator, real: ImageSet, fc: FinetuneConfig = FinetuneCon
     if ema is not None:
         with torch.no_grad():
             for e, p in zip(ema, params): p.copy_(e)
-    gen.finetune_info = {'tied_labels': tied, 'ema_decay': fc.ema_decay, 'gen_labels': gl.tolist()}
+    gen.finetune_info = {'tied_labels': tied, 'tied_timesteps': tied_t, 'ema_decay': fc.ema_decay, 'gen_labels': gl.tolist()}
     return gen.eval(), log
 
 
 # %% ../nbs/06_finetune.ipynb #c019
 def finetuned_generator(cfg: Config, gen: DiTGenerator, gen_key, real: ImageSet, fc: FinetuneConfig, seed: int = 0,
                         show_progress: bool = True, gen_labels: torch.Tensor | None = None) -> tuple[DiTGenerator, dict]:
-    "A Difffit-tuned copy of `gen` (cached adapter) and its log: seconds, loss per epoch, label tables tied, EMA, generator labels."
+    "A Difffit-tuned copy of `gen` (cached adapter) and its log: seconds, loss per epoch, label tables / timestep MLPs tied, EMA, generator labels."
     gl = torch.arange(real.num_classes) if gen_labels is None else torch.as_tensor(gen_labels)
     def build(d: Path):
         t0 = time.time()

@@ -4,6 +4,8 @@
 
 # %% ../nbs/02_generator.ipynb #c003
 from __future__ import annotations
+import copy
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -11,8 +13,9 @@ from torch import nn
 from .core import PretrainConfig, count_parameters
 
 # %% auto #0
-__all__ = ['DIT_XL2_REPO', 'IdentityCodec', 'VAECodec', 'dit_scheduler', 'disable_label_dropout', 'DiTGenerator', 'mini_dit',
-           'save_generator', 'load_generator', 'tiny_paper_generator', 'encode_class', 'encode_classes',
+__all__ = ['TIMESTEP_FREQUENCIES', 'DIT_XL2_REPO', 'IdentityCodec', 'VAECodec', 'dit_scheduler', 'disable_label_dropout',
+           'set_timestep_frequencies', 'timestep_frequencies', 'DiTGenerator', 'mini_dit', 'shared_submodules',
+           'untied', 'save_generator', 'load_generator', 'tiny_paper_generator', 'encode_class', 'encode_classes',
            'cached_class_latents', 'index_order']
 
 # %% ../nbs/02_generator.ipynb #c006
@@ -41,6 +44,21 @@ def dit_scheduler(num_train_timesteps: int = 1000) -> DDIMScheduler:
 def disable_label_dropout(transformer: DiTTransformer2DModel):
     "Turn off diffusers' per-block random label dropout; trainers drop labels themselves, the same for every block."
     for block in transformer.transformer_blocks: block.norm1.emb.class_embedder.dropout_prob = 0.0
+
+# diffusers' `downscale_freq_shift` per spacing: frequency i of the timestep embedding is 10000^(−i/(half − shift)), half = 128
+TIMESTEP_FREQUENCIES = {'official': 0,    # facebookresearch/DiT models.py TimestepEmbedder: ÷ half (what DiT-XL/2 was trained with)
+                        'diffusers': 1}   # diffusers CombinedTimestepLabelEmbeddings → Timesteps(downscale_freq_shift=1): ÷ (half − 1)
+
+def set_timestep_frequencies(transformer: DiTTransformer2DModel, kind: str = 'official') -> DiTTransformer2DModel:
+    "Space the sinusoids of every block's timestep embedding the `kind` way ('official' | 'diffusers'); returns `transformer`."
+    if kind not in TIMESTEP_FREQUENCIES: raise ValueError(f"timestep frequencies {kind!r}: expected one of {sorted(TIMESTEP_FREQUENCIES)}")
+    for block in transformer.transformer_blocks: block.norm1.emb.time_proj.downscale_freq_shift = TIMESTEP_FREQUENCIES[kind]
+    return transformer
+
+def timestep_frequencies(transformer: DiTTransformer2DModel) -> str:
+    "The spacing of the timestep embedding: 'official' or 'diffusers' (block 0's, which also conditions the final layer)."
+    shift = transformer.transformer_blocks[0].norm1.emb.time_proj.downscale_freq_shift
+    return next((k for k, v in TIMESTEP_FREQUENCIES.items() if v == shift), f'downscale_freq_shift={shift}')
 
 class DiTGenerator(nn.Module):
     "Class-conditional DiT + codec + noise schedule + null class."
@@ -115,10 +133,28 @@ def mini_dit(pcfg: PretrainConfig = PretrainConfig(), num_classes: int = 10, ima
 # %% ../nbs/02_generator.ipynb #c014
 DIT_XL2_REPO = 'facebook/DiT-XL-2-256'
 
+def shared_submodules(module: nn.Module) -> dict:
+    "Submodules registered under more than one name (tied, e.g. one label table for every DiT block): {later name: first name}, outermost only."
+    first, out = {}, {}
+    for name, m in module.named_modules(remove_duplicate=False):
+        if any(name.startswith(k + '.') for k in out): continue
+        if id(m) in first: out[name] = first[id(m)]
+        else: first[id(m)] = name
+    return out
+
+@contextmanager
+def untied(module: nn.Module):
+    "Inside, every tied submodule is a copy of its own (safetensors refuses shared tensors; diffusers' layout stores one per block); tied again after."
+    shared = shared_submodules(module)
+    for name in shared: module.set_submodule(name, copy.deepcopy(module.get_submodule(name)))
+    try: yield module
+    finally:
+        for name, src in shared.items(): module.set_submodule(name, module.get_submodule(src))
+
 def save_generator(gen: DiTGenerator, path) -> Path:
-    "Save a generator in diffusers layout (safetensors) under `path`."
+    "Save a generator in diffusers layout (safetensors) under `path`; tied block modules are written once per block."
     path = Path(path)
-    gen.transformer.save_pretrained(path/'transformer', safe_serialization=True)
+    with untied(gen.transformer): gen.transformer.save_pretrained(path/'transformer', safe_serialization=True)
     if isinstance(gen.codec, VAECodec): gen.codec.vae.save_pretrained(path/'vae', safe_serialization=True)
     gen.scheduler.save_pretrained(path/'scheduler')
     return path
@@ -133,7 +169,9 @@ def load_generator(model_dir,  # folder with transformer/ [vae/] [scheduler/], o
                    num_classes: int = 1000,
                    vae_dir=None,  # separate AutoencoderKL folder; default: model_dir's vae/, else identity codec
                    cache_dir=None,  # HF cache folder when model_dir is a repo id
-                   dtype=torch.float32, device='cpu') -> DiTGenerator:
+                   dtype=torch.float32, device='cpu',
+                   official_timesteps: bool = True,  # the official DiT's timestep frequencies (÷ half); False: diffusers' (÷ (half − 1))
+                   ) -> DiTGenerator:
     "Load a DiT generator strictly offline from local files."
     from diffusers import DiTTransformer2DModel, AutoencoderKL, DDIMScheduler
     local = Path(str(model_dir)).expanduser()
@@ -142,6 +180,7 @@ def load_generator(model_dir,  # folder with transformer/ [vae/] [scheduler/], o
         raise _missing_weights('generator folder', str(model_dir), FileNotFoundError())
     try: tr = DiTTransformer2DModel.from_pretrained(src, subfolder='transformer', local_files_only=True, low_cpu_mem_usage=False, torch_dtype=dtype, **kw)
     except (OSError, ValueError, EnvironmentError) as e: raise _missing_weights('DiT transformer', f'{src}/transformer', e) from None
+    set_timestep_frequencies(tr, 'official' if official_timesteps else 'diffusers')   # diffusers' config cannot say which; a DiT-XL/2 folder is official
     codec = IdentityCodec()
     if vae_dir is not None:
         try: codec = VAECodec(AutoencoderKL.from_pretrained(str(Path(vae_dir).expanduser()), local_files_only=True, low_cpu_mem_usage=False, torch_dtype=dtype))
@@ -155,12 +194,13 @@ def load_generator(model_dir,  # folder with transformer/ [vae/] [scheduler/], o
         sched = DDIMScheduler.from_config(sched.config, timestep_spacing='trailing', set_alpha_to_one=True, clip_sample=False)
     return DiTGenerator(tr, codec, num_classes, sched).to(device).eval()
 
-def tiny_paper_generator(num_classes: int = 10, seed: int = 0) -> DiTGenerator:
-    "A random-init generator of the paper world's classes (DiT with learned Σ + AutoencoderKL), small enough for CI."
+def tiny_paper_generator(num_classes: int = 10, seed: int = 0, official_timesteps: bool = True) -> DiTGenerator:
+    "A random-init generator of the paper world's classes (DiT with learned Σ + AutoencoderKL, official timestep frequencies), small enough for CI."
     from diffusers import DiTTransformer2DModel, AutoencoderKL
     torch.manual_seed(seed)
     tr = DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=2,
                                sample_size=8, patch_size=2, num_embeds_ada_norm=num_classes)
+    set_timestep_frequencies(tr, 'official' if official_timesteps else 'diffusers')
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16), layers_per_block=1,
                         down_block_types=('DownEncoderBlock2D',) * 2, up_block_types=('UpDecoderBlock2D',) * 2,
                         norm_num_groups=8, sample_size=16)

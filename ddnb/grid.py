@@ -4,16 +4,17 @@
 
 # %% ../nbs/14_grid.ipynb #c003
 from __future__ import annotations
-import hashlib, json, math, os, platform, shutil, sys, tempfile, time
+import hashlib, json, math, os, platform, re, shutil, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import (atomic_write, save_json, load_json, progress, default_cache_dir, fingerprint, file_sha256,
-                       writable_dir, exclusive_lock, share_mode, StageCache)
+                       writable_dir, exclusive_lock, share_mode, StageCache, module_closure, _module_file)
 
 # %% auto #0
 __all__ = ['PROFILES', 'BASELINES', 'KEY_FREE', 'PATH_PARAMS', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies',
-           'ims3_studies', 'sampler_studies', 'declared_parameters', 'grid_for', 'profile_dir', 'select_cells',
-           'world_inputs', 'missing_inputs', 'code_version', 'input_identity', 'cell_key']
+           'ims3_studies', 'sampler_studies', 'declared_parameters', 'grid_for', 'notebook_defaults',
+           'parameter_problem', 'check_parameters', 'check_cells', 'profile_dir', 'select_cells', 'world_inputs',
+           'missing_inputs', 'notebook_code', 'input_identity', 'cell_key_parts', 'cell_key']
 
 # %% ../nbs/14_grid.ipynb #c006
 PROFILES = {
@@ -133,7 +134,7 @@ def grid_for(profile: str,
              inputs: dict | None = None) -> list:  # paper profiles: world inputs (data_root, model_dir, …, device) for every cell
     "The cells of a profile's reproduction grid, in run order; each cell gets only the profile parameters its notebook declares."
     p = profile_params(profile)
-    if p.get('artefacts'): return _artefact_grid(p, artefacts, inputs or {})
+    if p.get('artefacts'): return check_cells(_artefact_grid(p, artefacts, inputs or {}))
     if artefacts: raise ValueError(f"profile {profile!r} has no paper artefacts ({artefacts}): use --profile paper or paper-tiny")
     base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'ims3_studies', 'sampler_studies', 'm', 'to_step', 'finetune_epochs', 'jobs')}
     d3hr, ims3 = d3hr_studies(p), {**ims3_studies(p), **sampler_studies(p)}
@@ -142,7 +143,7 @@ def grid_for(profile: str,
     unused = set(base) - set().union(*declared.values())
     if unused: raise KeyError(f"profile {profile!r}: parameter(s) {sorted(unused)} are declared by no experiment notebook")
     for c in cells: c.params = {k: v for k, v in c.params.items() if k not in base or k in declared[c.notebook]}
-    return cells
+    return check_cells(cells)
 
 def _artefact_grid(p: dict, keys, inputs: dict) -> list:
     "Cells of a paper profile: the artefacts' cells with the profile's budgets and the world inputs, each given what its notebook declares."
@@ -167,6 +168,59 @@ def _grid_cells(p, base, d3hr, ims3) -> list:
             [GridCell(name, 'ims3.ipynb', dict(base, study=name, cell_name=name, variants=ims3[name][0], ipcs=ims3[name][1],
                                                recipes=ims3[name][2], finetune_epochs=p['finetune_epochs']))
              for name in p.get('sampler_studies', [])])
+
+# %% ../nbs/14_grid.ipynb #c008b
+_DEFAULTS = {}
+_NO_LITERAL = object()
+
+def notebook_defaults(notebook: str) -> dict:
+    "name → default value of an experiment notebook's parameters (cached per state of the file); a default that is not a literal is left unchecked."
+    import ast
+    f = experiments_dir()/notebook
+    stamp = (str(f), f.stat().st_size, f.stat().st_mtime_ns) if f.exists() else (str(f),)
+    if stamp not in _DEFAULTS:
+        out = {}
+        for k, v in declared_parameters(notebook).items():
+            try: out[k] = ast.literal_eval(v['default'])
+            except (ValueError, SyntaxError): out[k] = _NO_LITERAL
+        _DEFAULTS[stamp] = out
+    return _DEFAULTS[stamp]
+
+def _kind(v) -> str:
+    return ('bool' if isinstance(v, bool) else 'int' if isinstance(v, int) else 'float' if isinstance(v, float) else 'str' if isinstance(v, str)
+            else 'list' if isinstance(v, (list, tuple)) else 'dict' if isinstance(v, dict) else type(v).__name__)
+
+def _a(kind: str) -> str: return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+def _fits(v, default) -> bool: return _kind(v) == _kind(default) or (_kind(default), _kind(v)) == ('float', 'int')
+
+def parameter_problem(name: str, value, default) -> str | None:
+    "Why `value` cannot stand for a parameter whose notebook default is `default` (one sentence naming it), or None."
+    if default is None or default is _NO_LITERAL: return None
+    if not _fits(value, default):
+        hint = (" (papermill's -p passes text: give lists and dicts with -y, e.g. -y \"ipcs: [1, 2]\")"
+                if isinstance(value, str) and _kind(default) in ('list', 'dict') else '')
+        return f"{name}={value!r} is {'None' if value is None else _a(_kind(value))}, expected {_a(_kind(default))} like its default {default!r}{hint}"
+    if isinstance(value, float) and not math.isfinite(value): return f"{name}={value!r}: expected a finite number"
+    if _kind(default) == 'list' and default and len({_kind(x) for x in default}) == 1:
+        for i, x in enumerate(value):
+            if not _fits(x, default[0]):
+                return f"{name}={value!r}: item {i} ({x!r}) is {_a(_kind(x))}, expected {_a(_kind(default[0]))} like the items of its default {default!r}"
+    return None
+
+def check_parameters(notebook: str, params: dict) -> dict:
+    "Raise one `TypeError` naming the first parameter whose value does not have the type of its default in `notebook`; returns `params`."
+    defaults = notebook_defaults(notebook)
+    for k, v in params.items():
+        if k in defaults and (why := parameter_problem(k, v, defaults[k])): raise TypeError(f"{notebook}: parameter {why}")
+    return params
+
+def check_cells(cells: list) -> list:
+    "`check_parameters` for every cell of a grid, naming the cell too; returns `cells`."
+    for c in cells:
+        try: check_parameters(c.notebook, c.params)
+        except TypeError as e: raise TypeError(f"cell {c.name!r}: {e}") from None
+    return cells
 
 # %% ../nbs/14_grid.ipynb #c011
 def profile_dir(profile: str, reports_dir='reports') -> Path: return Path(reports_dir)/profile
@@ -205,27 +259,23 @@ def _cell_needs(c: GridCell) -> list:
     return cell_needs(c.notebook, c.params.get('method'), c.params.get('recipes', []), c.params.get('variants', []))
 
 # %% ../nbs/14_grid.ipynb #c013
-_PACKAGE_HASH = {}
+_FILE_HASH = {}
 
-def _package_hash() -> str:
-    "sha256 of the installed `ddnb` sources, computed once per state of the files (their names, sizes and mtimes)."
-    import ddnb
-    pkg = Path(ddnb.__file__).parent
-    files = sorted(pkg.rglob('*.py'))
-    stamp = tuple((p.as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    if stamp not in _PACKAGE_HASH:
-        h = hashlib.sha256()
-        for p in files: h.update(p.relative_to(pkg).as_posix().encode() + b'\0' + p.read_bytes())
-        _PACKAGE_HASH.clear(); _PACKAGE_HASH[stamp] = h.hexdigest()
-    return _PACKAGE_HASH[stamp]
+def _source_hash(p: Path) -> str:
+    "Short sha256 of one source file, computed once per state of the file (size, mtime)."
+    stamp = (str(p), p.stat().st_size, p.stat().st_mtime_ns)
+    if stamp not in _FILE_HASH: _FILE_HASH[stamp] = file_sha256(p)[:16]
+    return _FILE_HASH[stamp]
 
-def code_version(notebook) -> str:
-    "Short sha256 of the installed `ddnb` sources and the code cells of one experiment notebook: the code a cell ran."
-    h = hashlib.sha256(_package_hash().encode())
-    if not Path(notebook).exists(): return 'missing-notebook'   # the cell then fails when it runs, and is recorded
-    for c in json.loads(Path(notebook).read_text())['cells']:
-        if c['cell_type'] == 'code': h.update(''.join(c['source']).encode() + b'\0')
-    return h.hexdigest()[:16]
+def _code_cells(notebook) -> list: return [''.join(c['source']) for c in json.loads(Path(notebook).read_text())['cells'] if c['cell_type'] == 'code']
+
+def notebook_code(notebook) -> dict:
+    """The code an experiment notebook's cell runs: a hash of its code cells, and one hash per `ddnb` source file in the
+    closure of the modules it imports (`{'ddnb/world.py': …}`), so a changed key can name the file that changed."""
+    if not Path(notebook).exists(): return {'notebook_code': 'missing-notebook', 'code': {}}   # the cell then fails when it runs, and is recorded
+    cells = _code_cells(notebook)
+    mods = sorted({m for s in cells for m in re.findall(r'(?:from|import)\s+ddnb\.(\w+)', s)})
+    return {'notebook_code': fingerprint(cells), 'code': {f'ddnb/{m}.py': _source_hash(_module_file(m)) for m in module_closure(*mods)}}
 
 def input_identity(path) -> dict | None:
     """What a local input *is*, for keys: a file's size and content hash (first and last MiB beyond 64 MiB); a folder's
@@ -253,7 +303,9 @@ def input_identity(path) -> dict | None:
 KEY_FREE = ('device',)                                                    # where a cell runs changes nothing it computes
 PATH_PARAMS = ('data_root', 'model_dir', 'feature_weights', 'teacher_weights')   # keyed by content identity, not path
 
-def cell_key(cell: GridCell, profile: str) -> str:
-    "What makes a finished cell reusable: notebook, parameters (local inputs by content, not path; never the device), profile and the code version."
+def cell_key_parts(cell: GridCell, profile: str) -> dict:
+    "What makes a finished cell reusable: notebook, parameters (local inputs by content, not path; never the device), profile and the code it runs."
     params = {k: (input_identity(v) if k in PATH_PARAMS and v else v) for k, v in cell.params.items() if k not in KEY_FREE}
-    return fingerprint(cell.notebook, params, profile, code_version(experiments_dir()/cell.notebook))
+    return {'notebook': cell.notebook, 'params': params, 'profile': profile, **notebook_code(experiments_dir()/cell.notebook)}
+
+def cell_key(cell: GridCell, profile: str) -> str: return fingerprint(cell_key_parts(cell, profile))

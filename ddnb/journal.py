@@ -11,7 +11,8 @@ from .core import (atomic_write, save_json, load_json, progress, default_cache_d
                        writable_dir, exclusive_lock, share_mode, StageCache)
 
 # %% auto #0
-__all__ = ['Journal', 'set_aside_results', 'clean_leftovers']
+__all__ = ['JOURNAL_STATES', 'OUTPUTS_LOG', 'Journal', 'key_change', 'record_problem', 'output_hashes', 'output_problem',
+           'record_output', 'logged_outputs', 'set_aside_results', 'clean_leftovers']
 
 # %% ../nbs/14a_journal.ipynb #c005
 class Journal:
@@ -23,24 +24,101 @@ class Journal:
     def path(self, name: str) -> Path: return self.dir/f'{name}.json'
 
     def get(self, name: str) -> dict | None:
-        "The cell's record, or None (none yet, or unreadable: the cell then runs again)."
-        try: return load_json(self.path(name))
-        except (FileNotFoundError, ValueError): return None
+        """The cell's record, or None: none yet, or unreadable or malformed (`record_problem`) — such a record is set
+        aside to `journal/…/_bad/` with a message naming it, and the cell runs again."""
+        p = self.path(name)
+        try: rec = load_json(p)
+        except FileNotFoundError: return None
+        except ValueError as e: problem = str(e)
+        else:
+            problem = record_problem(rec)
+            if problem is None: return rec
+            problem = f'{p}: {problem}'
+        dest = self.dir/'_bad'/f'{name}.{time.strftime("%Y%m%d-%H%M%S")}.{os.getpid()}.json'
+        try: dest.parent.mkdir(parents=True, exist_ok=True); os.replace(p, dest); where = f'set aside to {dest}'
+        except OSError as e: where = f'left in place ({e.strerror})'   # e.g. `--plan` on a read-only cache
+        print(f"[ddnb] journal record {problem}; {where}; cell {name!r} runs again", file=sys.stderr, flush=True)
+        return None
 
     def record(self, name: str, state: str, **info):
-        "Write the cell's record: `state` is 'running', 'done' or 'failed'."
+        "Write the cell's record: `state` is one of `JOURNAL_STATES`; `host` is the machine the grid runs from (default: this one)."
         save_json({'cell': name, 'state': state, 'out_dir': str(self.out), 'host': platform.node(), **info}, self.path(name))
 
-    def verdict(self, name: str, key: str, result: Path) -> tuple:
-        "('reuse', why) when this machine finished the cell under `key` and `result` is the file it wrote; else ('run', why)."
+    def verdict(self, name: str, key: str, result: Path,
+                parts: dict | None = None) -> tuple:  # the cell's key parts today (`cell_key_parts`): a changed key then says what changed
+        """('reuse', why) when a grid run from this machine finished the cell under `key` and `result` and every other
+        output it recorded are the files it wrote; else ('run', why)."""
         rec = self.get(name)
         if rec is None: return 'run', 'no record of a finished run on this machine' + (' (the result file there is from elsewhere)' if result.exists() else '')
         if rec['state'] == 'running': return 'run', f"interrupted (started {rec.get('started', '?')}, pid {rec.get('pid', '?')})"
+        if rec['state'] == 'interrupted': return 'run', f"interrupted by {rec.get('signal', 'a signal')} at {rec.get('finished', '?')}"
         if rec['state'] != 'done': return 'run', f"{rec['state']} last time"
-        if rec.get('key') != key: return 'run', 'parameters or code changed since it finished'
-        if not result.exists() or file_sha256(result) != rec.get('result_sha256'): return 'run', 'result file missing or replaced since it finished'
+        if rec.get('host', platform.node()) != platform.node():
+            return 'run', f"finished by a grid run from another machine ({rec['host']}); only runs from this one are reused"
+        if rec['key'] != key: return 'run', key_change(rec.get('key_parts'), parts) if parts else 'parameters or code changed since it finished'
+        if not result.exists() or file_sha256(result) != rec['result_sha256']: return 'run', 'result file missing or replaced since it finished'
+        bad = output_problem(self.out, rec.get('outputs') or {})
+        if bad: return 'run', bad
         return 'reuse', f"finished {rec['finished']} in {rec['seconds']:.0f} s"
 
+def key_change(old: dict | None, new: dict) -> str:
+    "What changed between the key parts a cell finished under (`old`) and today's (`new`), in words: parameters, notebook, `ddnb` files."
+    if not isinstance(old, dict): return 'parameters or code changed since it finished'   # a record from before key parts were kept
+    said = []
+    if old.get('notebook') != new['notebook'] or old.get('notebook_code') != new['notebook_code']: said.append(f"notebook {new['notebook']} changed")
+    if old.get('profile') != new['profile']: said.append(f"profile {old.get('profile')!r} → {new['profile']!r}")
+    p0, p1 = old.get('params') or {}, new['params']
+    if p0 != p1: said.append('parameters changed: ' + ', '.join(sorted(k for k in set(p0) | set(p1) if p0.get(k, '∅') != p1.get(k, '∅'))))
+    c0, c1 = old.get('code') or {}, new['code']
+    if c0 != c1: said.append('code changed: ' + ', '.join(sorted(f for f in set(c0) | set(c1) if c0.get(f) != c1.get(f))))
+    return '; '.join(said) or 'key changed (same parts: the key rule itself changed)'
+
+JOURNAL_STATES = ('running', 'done', 'failed', 'interrupted')
+_DONE_FIELDS = {'key': str, 'finished': str, 'seconds': (int, float), 'result_sha256': str}
+
+def record_problem(rec) -> str | None:
+    "What makes a journal record unusable (a field missing or of the wrong type), or None."
+    if not isinstance(rec, dict): return f'not a JSON object ({type(rec).__name__})'
+    if rec.get('state') not in JOURNAL_STATES: return f"'state' is {rec.get('state', 'missing')!r}, not one of {', '.join(JOURNAL_STATES)}"
+    if not isinstance(rec.get('host', ''), str): return f"'host' is {rec['host']!r}, not a string"
+    if rec['state'] != 'done': return None
+    for k, t in _DONE_FIELDS.items():
+        v = rec.get(k)
+        if not isinstance(v, t) or isinstance(v, bool): return f"a 'done' record needs {k!r} as {getattr(t, '__name__', 'a number')}, has {v!r}"
+    if not math.isfinite(rec['seconds']) or rec['seconds'] < 0: return f"'seconds' is {rec['seconds']!r}"
+    outs = rec.get('outputs', {})
+    if not isinstance(outs, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in outs.items()):
+        return "'outputs' is not a mapping of paths to sha256"
+    return None
+
+def output_hashes(out: Path, paths) -> dict:
+    "sha256 of each output file a cell wrote, by its path relative to the reports folder `out` (folders: each file in them)."
+    files = set()
+    for p in map(Path, paths):
+        if p.is_dir(): files |= {q for q in p.rglob('*') if q.is_file()}
+        elif p.is_file(): files.add(p)
+    return {q.resolve().relative_to(out).as_posix(): file_sha256(q) for q in sorted(files) if q.resolve().is_relative_to(out)}
+
+def output_problem(out: Path, outputs: dict) -> str | None:
+    "The first recorded output of a finished cell that is missing or replaced (named), or None."
+    for rel, sha in sorted(outputs.items()):
+        p = out/rel
+        if not p.is_file(): return f'output {rel} missing since it finished'
+        if file_sha256(p) != sha: return f'output {rel} replaced since it finished'
+    return None
+
+OUTPUTS_LOG = 'DDNB_OUTPUTS_LOG'   # set by the runner for a cell's kernel: the file its writers list their outputs in
+
+def record_output(path) -> Path:
+    "Note `path` (a file or folder a cell wrote: figure, distilled set) as an output of the running cell, for its journal record."
+    log = os.environ.get(OUTPUTS_LOG)
+    if log:
+        with open(log, 'a') as f: f.write(str(Path(path).resolve()) + '\n')   # one short append per line: writers in parallel never interleave
+    return Path(path)
+
+def logged_outputs(log: Path) -> list:
+    "The paths a cell's writers listed in `log` (no log: none)."
+    return sorted(set(log.read_text().split('\n')) - {''}) if log.exists() else []
 def set_aside_results(out: Path, names: list) -> list:
     "Move the result files of cells about to run to `_work/previous/`, so `results/` never mixes two runs."
     moved = []
@@ -51,9 +129,18 @@ def set_aside_results(out: Path, names: list) -> list:
             os.replace(p, dest); moved.append(n)
     return moved
 
+def _pid_alive(p: Path) -> bool:
+    "Whether the process named in a temp notebook's name (`.<cell>.tmp-<pid>.ipynb`) still runs on this machine: its file is live, not a leftover."
+    try: pid = int(p.name.rsplit('.tmp-', 1)[1].split('.')[0])
+    except (IndexError, ValueError): return False
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return pid != os.getpid()
+
 def clean_leftovers(out: Path, journal: Journal) -> list:
     "Remove what killed runs leave behind: temp notebooks and files, and `.failed.ipynb` of cells that finished since."
-    gone = [p for p in (out/'notebooks').glob('.*.tmp-*') if p.is_file()] if (out/'notebooks').is_dir() else []
+    gone = [p for p in (out/'notebooks').glob('.*.tmp-*') if p.is_file() and not _pid_alive(p)] if (out/'notebooks').is_dir() else []
     gone += [p for p in out.rglob('.*.tmp') if p.is_file()]   # atomic_write's temp files
     for p in (out/'notebooks').glob('*.failed.ipynb') if (out/'notebooks').is_dir() else []:
         rec = journal.get(p.name[:-len('.failed.ipynb')])

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from .core import (atomic_write, save_json, load_json, progress, default_cache_dir, fingerprint, file_sha256,
                        writable_dir, exclusive_lock, share_mode, StageCache)
-from .grid import GridCell, cell_key, profile_params
+from .grid import GridCell, cell_key_parts, profile_params
 from .journal import Journal
 from .reproduce import load_reference
 
@@ -23,9 +23,9 @@ def plan_grid(cells: list, out: Path, cache_dir, profile: str, force: bool = Fal
     journal, timings = Journal(cache_dir, out), load_reference(out).get('timings', {})
     rows = []
     for c in cells:
-        key = cell_key(c, profile)
-        action, why = ('run', 'forced (--force)') if force else journal.verdict(c.name, key, out/'results'/f'{c.name}.json')
-        rows.append({'cell': c.name, 'action': action, 'why': why, 'key': key, 'estimate_s': timings.get(c.name) if action == 'run' else 0.0,
+        parts = cell_key_parts(c, profile); key = fingerprint(parts)
+        action, why = ('run', 'forced (--force)') if force else journal.verdict(c.name, key, out/'results'/f'{c.name}.json', parts)
+        rows.append({'cell': c.name, 'action': action, 'why': why, 'key': key, 'parts': parts, 'estimate_s': timings.get(c.name) if action == 'run' else 0.0,
                      'cost': _cost_or_none(c)})
     return rows
 

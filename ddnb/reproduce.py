@@ -11,6 +11,7 @@ from pathlib import Path
 from .core import (atomic_write, save_json, load_json, progress, default_cache_dir, fingerprint, file_sha256,
                        writable_dir, exclusive_lock, share_mode, StageCache)
 from .artefacts import paper_values
+from .journal import record_output
 from .grid import PROFILES, BASELINES, profile_params, profile_dir, _now
 
 # %% auto #0
@@ -22,14 +23,42 @@ __all__ = ['TIME_STAGES', 'result_problem', 'load_results', 'markdown_table', 'f
            'time_section']
 
 # %% ../nbs/14_reproduce.ipynb #c014
+_PERCENT = (0, 100)
+# field → (required, lowest, highest): what a report reads from each row, as a finite number in its range
+_SUMMARY_FIELDS = {'mean': (True, *_PERCENT), 'std': (True, *_PERCENT), 'n': (False, 1, None), 'best_mean': (False, *_PERCENT), 'last_mean': (False, *_PERCENT)}
+_ROW_FIELDS = {'top1': (True, *_PERCENT), 'top1_last': (False, *_PERCENT), 'top1_best': (False, *_PERCENT)}
+_GATE_FIELDS = {'recognition': (True, 0, 1)}
+
+def _number_problem(v, lo, hi) -> str | None:
+    "Why `v` is not a finite number in [lo, hi] (either bound may be None), or None."
+    if isinstance(v, bool) or not isinstance(v, (int, float)): return f"is {v!r} (a {type(v).__name__}), not a number"
+    if not math.isfinite(v): return f"is {v}, not a finite number"
+    if (lo is not None and v < lo) or (hi is not None and v > hi): return f"is {v}, outside [{lo}, {'∞' if hi is None else hi}]"
+    return None
+
+def _rows_problem(r: dict, part: str, fields: dict) -> str | None:
+    "The first row of `r[part]` (a list of records) with a missing, non-numeric, infinite or out-of-range field, as one sentence."
+    rows = r.get(part, [])
+    if not isinstance(rows, list): return f"{part!r} is not a list"
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict): return f"{part} row {i} is not a record"
+        what = ', '.join(f"{k} {row[k]}" for k in ('method', 'ipc', 'recipe', 'seed', 'guidance_scale') if k in row)
+        for k, (required, lo, hi) in fields.items():
+            if k not in row:
+                if required: return f"{part} row {i} ({what}) has no {k!r}"
+                continue
+            if (why := _number_problem(row[k], lo, hi)): return f"{part} row {i} ({what}): {k!r} {why}"
+    return None
+
 def result_problem(path) -> str | None:
-    "What makes a result file unusable (not JSON, not a record, no profile or world), or None."
+    "What makes a result file unusable (not JSON, not a record, no profile or world, a number a report cannot print), or None."
     try: r = load_json(path)
     except (ValueError, OSError) as e: return str(e)
     if not isinstance(r, dict): return f"{path}: not a result record (a JSON {type(r).__name__})"
     missing = [k for k in ('profile', 'world') if k not in r]
     if missing: return f"{path}: result record without {missing}"
-    if not isinstance(r.get('summary', []), list): return f"{path}: 'summary' is not a list"
+    for part, fields in (('summary', _SUMMARY_FIELDS), ('rows', _ROW_FIELDS), ('quality_gate', _GATE_FIELDS)):
+        if (why := _rows_problem(r, part, fields)): return f"{path}: {why}"
     return None
 
 def load_results(profile: str, reports_dir='reports') -> dict:
@@ -37,7 +66,10 @@ def load_results(profile: str, reports_dir='reports') -> dict:
     d, out = profile_dir(profile, reports_dir)/'results', {}
     for p in sorted(d.glob('*.json')) if d.is_dir() else []:
         if (problem := result_problem(p)) is None: out[p.stem] = load_json(p); continue
-        bad = p.parent.parent/'_work'/'bad'/p.name; bad.parent.mkdir(parents=True, exist_ok=True); os.replace(p, bad)
+        bad = p.parent.parent/'_work'/'bad'/p.name
+        try: bad.parent.mkdir(parents=True, exist_ok=True); os.replace(p, bad)
+        except OSError as e:   # a read-only reports folder: left out all the same
+            print(f"[ddnb] bad result file {p} left out (it could not be set aside: {e.strerror}): {problem}", file=sys.stderr); continue
         print(f"[ddnb] bad result file set aside to {bad}: {problem}", file=sys.stderr)
     return out
 
@@ -536,7 +568,7 @@ def save_figure(fig, path, dpi: int = 120) -> Path:
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, 'wb') as f: fig.savefig(f, dpi=dpi, bbox_inches='tight', format=path.suffix[1:])
     plt.close(fig)
-    return path
+    return record_output(path)   # an output of the running grid cell, hashed into its journal record
 
 def image_grid_figure(rows: list,  # list of (row label, images tensor (N, C, H, W) in [0, 1])
                       title: str = '', scale: float = 0.6):

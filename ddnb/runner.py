@@ -4,43 +4,51 @@
 
 # %% ../nbs/14c_runner.ipynb #c003
 from __future__ import annotations
-import hashlib, json, math, os, platform, shutil, sys, tempfile, time
+import contextlib, hashlib, json, math, os, platform, shutil, signal, sys, tempfile, threading, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import (atomic_write, save_json, load_json, progress, default_cache_dir, fingerprint, file_sha256,
                        writable_dir, exclusive_lock, share_mode, StageCache)
-from .grid import (GridCell, profile_params, profile_dir, grid_for, select_cells, world_inputs, missing_inputs, cell_key,
+from .grid import (GridCell, profile_params, profile_dir, grid_for, select_cells, world_inputs, missing_inputs, cell_key, cell_key_parts, check_parameters,
                        declared_parameters, experiments_dir, _now)
-from .journal import Journal, clean_leftovers, set_aside_results
+from .journal import Journal, clean_leftovers, set_aside_results, OUTPUTS_LOG, output_hashes, logged_outputs
 from .plan import plan_grid, format_plan, longest_first
 from .reproduce import result_problem, write_reports
 from .engine import Engine, UnitStore
 
 # %% auto #0
-__all__ = ['run_cell', 'cell_task', 'run_grid', 'cell_slots', 'run_cells']
+__all__ = ['run_cell', 'cell_task', 'run_grid', 'GridInterrupted', 'stop_on_signals', 'stop_children', 'cell_slots', 'run_cells']
 
 # %% ../nbs/14c_runner.ipynb #c006
 def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_name: str = 'python3',
              journal: Journal | None = None,  # records running / done / failed (default: the cache dir's journal for `out`)
              key: str | None = None,  # the cell's key (default `cell_key`)
              threads: int | None = None,  # OMP threads of the notebook's kernel (default: inherited)
-             worker: str = 'in-process') -> dict:  # the Dask worker running the cell, for the journal
+             worker: str = 'in-process',  # the Dask worker running the cell, for the journal
+             parts: dict | None = None,   # the key's parts (`cell_key_parts`), kept so that a changed key can say what changed
+             host: str | None = None) -> dict:  # the machine the grid runs from (default: this one), for the journal
     "Execute one grid cell with papermill; returns its status record."
     import papermill as pm
-    journal, key = journal or Journal(cache_dir, out), key or cell_key(cell, profile)
+    journal, parts, host = journal or Journal(cache_dir, out), parts or cell_key_parts(cell, profile), host or platform.node()
+    key = key or fingerprint(parts)
     result, nb_out = out/'results'/f'{cell.name}.json', out/'notebooks'/f'{cell.name}.ipynb'
     nb_out.parent.mkdir(parents=True, exist_ok=True)
     tmp = nb_out.with_name(f'.{cell.name}.tmp-{os.getpid()}.ipynb')
     params = dict(cell.params, profile=profile, out_dir=str(out.resolve()), result_path=str(result.resolve()), cache_dir=str(cache_dir))
     t0, started = time.time(), _now()
-    env = {'DDNB_PROGRESS': 'text' if os.environ.get('DDNB_PROGRESS') != '0' else '0', **({'OMP_NUM_THREADS': str(threads)} if threads else {})}
+    log = out/'_work'/'outputs'/f'{cell.name}.{os.getpid()}.log'   # the kernel's writers list the files they write here (`record_output`)
+    log.parent.mkdir(parents=True, exist_ok=True); log.unlink(missing_ok=True)
+    env = {'DDNB_PROGRESS': 'text' if os.environ.get('DDNB_PROGRESS') != '0' else '0', OUTPUTS_LOG: str(log.resolve()),
+           **({'OMP_NUM_THREADS': str(threads)} if threads else {})}
     old = {k: os.environ.get(k) for k in env}
-    journal.record(cell.name, 'running', key=key, started=started, pid=os.getpid(), worker=worker)
+    journal.record(cell.name, 'running', key=key, started=started, pid=os.getpid(), worker=worker, host=host)
     os.environ.update(env)   # the kernel inherits them: text bars streamed below, its thread count
     try:
         declared = declared_parameters(cell.notebook)
         unknown = sorted(set(params) - set(declared))
         if unknown: raise ValueError(f"cell {cell.name!r}: parameter(s) {unknown} are not declared by {cell.notebook} (it declares {sorted(declared)})")
+        check_parameters(cell.notebook, cell.params)   # a value of the wrong type, named, before a kernel starts
         result.unlink(missing_ok=True)   # only the notebook of this run may write it
         pm.execute_notebook(str(experiments_dir()/cell.notebook), str(tmp), parameters=params, kernel_name=kernel_name,
                             progress_bar=False, cwd=str(out.resolve()), stderr_file=sys.stderr)
@@ -49,8 +57,10 @@ def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_nam
         if problem: raise RuntimeError(f"notebook {cell.notebook} wrote a bad result file: {problem}")
         share_mode(tmp); os.replace(tmp, nb_out)
         (out/'failures'/f'{cell.name}.json').unlink(missing_ok=True)
+        outputs = output_hashes(out.resolve(), [nb_out, *logged_outputs(log)]); log.unlink(missing_ok=True)
         seconds = round(time.time() - t0, 1)
-        journal.record(cell.name, 'done', key=key, started=started, finished=_now(), seconds=seconds, result_sha256=file_sha256(result), worker=worker)
+        journal.record(cell.name, 'done', key=key, key_parts=parts, started=started, finished=_now(), seconds=seconds,
+                       result_sha256=file_sha256(result), outputs=outputs, worker=worker, host=host)
         return {'cell': cell.name, 'status': 'ok', 'seconds': seconds, 'worker': worker}
     except Exception as e:
         rec = {'cell': cell.name, 'status': 'failed', 'seconds': round(time.time() - t0, 1), 'notebook': cell.notebook, 'worker': worker,
@@ -58,7 +68,7 @@ def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_nam
         try:   # recording the failure must not stop the grid (e.g. a full disk): the summary still says what failed
             if tmp.exists(): os.replace(tmp, nb_out.with_name(f'{cell.name}.failed.ipynb'))
             save_json(rec, out/'failures'/f'{cell.name}.json')
-            journal.record(cell.name, 'failed', key=key, finished=_now(), seconds=rec['seconds'], error=rec['error'][:2000], worker=worker)
+            journal.record(cell.name, 'failed', key=key, finished=_now(), seconds=rec['seconds'], error=rec['error'][:2000], worker=worker, host=host)
         except OSError as w:
             tmp.unlink(missing_ok=True)
             rec['error'] += f' (and the failure could not be recorded: {w})'
@@ -69,7 +79,8 @@ def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_nam
             else: os.environ[k] = v
 
 def cell_task(cell: GridCell, out: Path, cache_dir: str, profile: str, key: str,
-              alone: bool = False) -> dict:  # the only cell running: its kernel gets every core this worker may use
+              alone: bool = False,   # the only cell running: its kernel gets every core this worker may use
+              parts: dict | None = None, host: str | None = None) -> dict:  # the key's parts, and the grid's machine (`run_cell`)
     """A grid cell as a Dask task on a worker: the notebook's kernel reaches the grid's scheduler (`DDNB_SCHEDULER`) for its
     units; while it runs, the task secedes from the worker's thread pool so the units can run on this worker too."""
     from distributed import get_worker, secede, rejoin
@@ -77,7 +88,7 @@ def cell_task(cell: GridCell, out: Path, cache_dir: str, profile: str, key: str,
     os.environ['DDNB_SCHEDULER'] = w.scheduler.address
     threads = len(os.sched_getaffinity(0)) if alone and hasattr(os, 'sched_getaffinity') else 1
     secede()
-    try: return run_cell(cell, out, cache_dir, profile, key=key, threads=threads, worker=w.address)
+    try: return run_cell(cell, out, cache_dir, profile, key=key, threads=threads, worker=w.address, parts=parts, host=host)
     finally: rejoin()
 
 def _check_device(inputs: dict | None, scheduler, cluster):
@@ -116,14 +127,64 @@ def run_grid(profile: str = 'mini', reports_dir='reports', cache_dir=None,
     if problems and not plan_only:
         raise FileNotFoundError(f"profile {profile!r} needs {len(problems)} input(s) that are not on this machine; ddnb never downloads data or weights:\n  - "
                                 + '\n  - '.join(problems))
-    out, cache_dir = writable_dir(out, 'reports folder'), writable_dir(cache_dir, 'cache dir')
-    if plan_only:
+    if plan_only:   # reads only: a read-only reports folder or cache is fine
         plan = plan_grid(cells, out, cache_dir, profile, force)
         print(format_plan(plan, profile, out, cache_dir, jobs), flush=True)
         if problems: print('[ddnb] missing inputs (the run would stop here):\n  - ' + '\n  - '.join(problems), flush=True)
         return plan
-    with exclusive_lock(out/'.ddnb-run.lock', f'reports folder {out}', wait=False):
-        return _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs, dict(devices=devices, scheduler=scheduler, cluster=cluster, cluster_opts=cluster_opts))
+    out, cache_dir = writable_dir(out, 'reports folder'), writable_dir(cache_dir, 'cache dir')
+    with stop_on_signals(), exclusive_lock(out/'.ddnb-run.lock', f'reports folder {out}', wait=False):   # the lock is released last
+        try: return _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs, dict(devices=devices, scheduler=scheduler, cluster=cluster, cluster_opts=cluster_opts))
+        except GridInterrupted as e:
+            if not e.reported: print(f"[ddnb] interrupted by {e.signame} before any cell ran; the same command (`make reproduce`) starts again", file=sys.stderr, flush=True)
+            raise
+
+class GridInterrupted(KeyboardInterrupt):
+    "A grid run stopped by SIGTERM, SIGINT or SIGHUP, after it stopped its workers and kernels and recorded the cells in flight."
+    def __init__(self, signum: int):
+        self.signum, self.signame, self.reported, self.stopped = signum, signal.Signals(signum).name, False, 0
+        super().__init__(self.signame)
+
+@contextmanager
+def stop_on_signals(signals=(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)):
+    "Inside the block, these signals raise `GridInterrupted` in the main thread (elsewhere: nothing changes), so the run can clean up."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def stop(signum, frame):
+        e = GridInterrupted(signum)
+        e.stopped = stop_children()   # at once: the workers and kernels must not go on (or log the scheduler going away) while the run unwinds
+        raise e
+    old = {s: signal.signal(s, stop) for s in signals}
+    try: yield
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+
+def stop_children(grace: float = 5.0) -> int:
+    """Kill every process this one started — Dask workers, the notebook kernels they launched (kernels run in a session of
+    their own, so a process-group signal misses them), their children — and wait up to `grace` s for them to go. SIGKILL,
+    not SIGTERM: a worker told to stop would first try to report to its scheduler, and every file they write is put in
+    place atomically (what a killed writer leaves is cleaned by the next run), so nothing is lost."""
+    import psutil
+    def ours(k):   # multiprocessing's resource tracker ends with this process and must outlive the workers it tracks
+        with contextlib.suppress(psutil.Error): return not any('resource_tracker' in a for a in k.cmdline())
+        return False
+    kids = [k for k in psutil.Process().children(recursive=True) if ours(k)]
+    for k in kids:
+        with contextlib.suppress(psutil.Error): k.kill()
+    psutil.wait_procs(kids, timeout=grace)
+    return len(kids)
+
+def _interrupted(e: GridInterrupted, journal: Journal, names: list, engine: Engine | None):
+    "Stop the children, record the cells left running as interrupted, close the engine; the caller's lock is released after."
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP): signal.signal(s, signal.SIG_IGN)   # a second Ctrl-C must not cut the clean-up short
+    n = e.stopped + stop_children()
+    cut = [c for c in names if (journal.get(c) or {}).get('state') == 'running']
+    for c in cut: journal.record(c, 'interrupted', **{k: v for k, v in journal.get(c).items() if k in ('key', 'started', 'worker', 'host')},
+                                 signal=e.signame, finished=_now())
+    if engine is not None:
+        with contextlib.suppress(Exception): engine.close()
+    print(f"[ddnb] interrupted by {e.signame}: {len(cut)} cell(s) cut short ({', '.join(cut) or 'none'}), {n} worker and kernel "
+          f"processes stopped; the same command (`make reproduce`) resumes from the finished cells", file=sys.stderr, flush=True)
+    e.reported = True
 
 def cell_slots(engine: Engine) -> int:
     "How many cells the cluster runs at once: its workers' `CELL` slots (an error when no worker has one)."
@@ -132,7 +193,7 @@ def cell_slots(engine: Engine) -> int:
                                   f"`dask worker ... --resources CELL=1` (with a GPU: --resources CELL=1,GPU=1)")
     return n
 
-def run_cells(engine: Engine, todo: list,  # (cell, key) pairs, in the order they should start
+def run_cells(engine: Engine, todo: list,  # (cell, key, key parts) triples, in the order they should start
               out: Path, cache_dir, profile: str, alone: bool = False):
     """Run cells as tasks that each hold a worker's `CELL` slot, yielding their status records as they finish. Only as many
     cells are submitted as there are slots: a cell waiting in a worker's queue would count as work in progress there, and
@@ -141,8 +202,8 @@ def run_cells(engine: Engine, todo: list,  # (cell, key) pairs, in the order the
     pending, running, ac = list(todo), {}, as_completed(loop=engine.client.loop)
     def submit_more():
         while pending and len(running) < cell_slots(engine):
-            cell, key = pending.pop(0)
-            f = engine.client.submit(cell_task, cell, out, str(cache_dir), profile, key, alone, key=f'cell-{cell.name}-{key}', pure=False,
+            cell, key, parts = pending.pop(0)
+            f = engine.client.submit(cell_task, cell, out, str(cache_dir), profile, key, alone, parts, platform.node(), key=f'cell-{cell.name}-{key}', pure=False,
                                      resources={'CELL': 1}, retries=1)
             running[f] = cell.name; ac.add(f)
     submit_more()
@@ -166,15 +227,16 @@ def _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs=1, engi
                             (f" on {rec['worker']}" if rec.get('worker') else '') +
                             (f" — {rec['error'][:300]}" if rec['status'] == 'failed' else ''), flush=True)
     by_name = {cell.name: cell for cell in cells}
-    todo = [(by_name[p['cell']], p['key']) for p in longest_first(plan)]   # the long cells start first: workers idle least at the end
+    todo = [(by_name[p['cell']], p['key'], p['parts']) for p in longest_first(plan)]   # the long cells start first: workers idle least at the end
     done = {cell.name: {'cell': cell.name, 'status': 'reused'} for cell, p in zip(cells, plan) if p['action'] == 'reuse'}
     for rec in done.values(): say(rec)
     if todo:
         eo = engine_opts or {}
         copts = {'log_directory': str(Path(cache_dir).resolve()/'dask-jobqueue-logs'), **(eo.get('cluster_opts') or {})}   # batch-job logs in the shared cache, not the submit folder
-        engine = Engine.start(jobs, eo.get('devices'), eo.get('scheduler'), eo.get('cluster'), copts if eo.get('cluster') else None)
-        print(f"[ddnb] engine: {engine.description}; scheduler {engine.address}" + (f", dashboard {engine.dashboard}" if engine.dashboard else ''), flush=True)
+        engine = None
         try:
+            engine = Engine.start(jobs, eo.get('devices'), eo.get('scheduler'), eo.get('cluster'), copts if eo.get('cluster') else None)
+            print(f"[ddnb] engine: {engine.description}; scheduler {engine.address}" + (f", dashboard {engine.dashboard}" if engine.dashboard else ''), flush=True)
             first = [t for t in todo if t[0].notebook == 'foundation.ipynb']   # foundation shows the pretraining: it builds it, first and alone
             rest = [t for t in todo if t not in first]
             bar = progress(total=len(todo), desc=f'grid {profile}', unit='cell')
@@ -182,7 +244,11 @@ def _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs=1, engi
                 if batch:
                     for rec in run_cells(engine, batch, out, cache_dir, profile, alone): done[rec['cell']] = rec; say(rec); bar.update()
             bar.close()
-        finally: engine.close()
+        except GridInterrupted as e:
+            _interrupted(e, journal, [c.name for c, *_ in todo], engine); engine = None
+            raise
+        finally:
+            if engine is not None: engine.close()
     status = [done[cell.name] for cell in cells]
     try: write_reports(profile, reports_dir)
     except OSError as e: print(f"[ddnb] the reports could not be written: {e}", file=sys.stderr, flush=True)

@@ -9,8 +9,8 @@ from ddnb.faults import run_battery
 
 @pytest.mark.xdist_group('a')
 def test_fault_battery(tmp_path):
-    b = run_battery(tmp_path, scenarios=('inputs', 'umask', 'kill', 'stage', 'leftovers', 'concurrent', 'disk-full'),
-                    cells=('foundation',))
+    b = run_battery(tmp_path, scenarios=('inputs', 'umask', 'kill', 'stage', 'code', 'sigterm', 'outputs', 'journal', 'leftovers',
+                                         'concurrent', 'disk-full'), cells=('foundation',))
     print(b.table())
     assert b.all_good, b.table()
-    assert len(b.rows) == 11 and all(r['detected'] for r in b.rows if r['detected'] is not None)
+    assert len(b.rows) == 18 and all(r['detected'] for r in b.rows if r['detected'] is not None)
