@@ -10,8 +10,8 @@ from pathlib import Path
 from .data import reference_dir, SUBSETS
 
 # %% auto #0
-__all__ = ['PAPER_STUDENTS', 'UNREADABLE', 'BASELINE_METHODS', 'IMS3_RECIPES', 'D3HR_RECIPES', 'ARTEFACTS', 'row_name',
-           'variant_for', 'paper_values', 'Artefact', 'get_artefacts', 'artefact_cells', 'measured_rows',
+__all__ = ['PAPER_STUDENTS', 'UNREADABLE', 'BASELINE_METHODS', 'IMS3_RECIPES', 'D3HR_RECIPES', 'D3HR_CELL', 'ARTEFACTS',
+           'row_name', 'variant_for', 'paper_values', 'Artefact', 'get_artefacts', 'artefact_cells', 'measured_rows',
            'artefact_table', 'artefact_section']
 
 # %% ../nbs/13a_artefacts.ipynb #c006
@@ -82,6 +82,12 @@ class Artefact:
     variants: list | None = None  # figures: (notebook, variant) pairs in plot order
     x_label: str = ''             # figures: what the variants sweep
     note: str = ''                # assumptions and deviations, printed with the section
+    row_recipes: dict = field(default_factory=dict)   # method → its own recipes, in place of `recipes` (D3HR's hard labels: `d3hr-hard-woof`)
+    best_of: bool = False         # a column with the better of each row's hard- and soft-label results (IMS3's tables print that)
+
+    def recipes_of(self, method: str) -> list:
+        "The recipes a row of `method` is measured with."
+        return self.row_recipes.get(method, self.recipes)
 
     def paper_rows(self) -> list:
         "The artefact's paper_results.csv rows."
@@ -109,6 +115,8 @@ class Artefact:
         return out
 
 IMS3_RECIPES, D3HR_RECIPES = ['minimax-hard', 'rded-soft'], ['d3hr-soft']
+_D3HR_HARD = {'D3HR': ['d3hr-hard-woof']}   # D3HR's hard-label rows come from its own validate_hardlabel.py (12_evaluate)
+D3HR_CELL = {'preset': 'd3hr-official', 'seed_protocol': 'one-set'}   # every paper d3hr cell: the official scripts, one set × student seeds (07_d3hr)
 _WOOF10 = dict(datasets=['imagewoof'], ipcs=[10])
 _ASSUMED = 'Dataset and IPC are ddnb\'s choice (ImageWoof, IPC 10, ResNetAP-10, hard labels); the figure\'s own setting is not in paper_results.csv.'
 
@@ -116,7 +124,9 @@ def _sweep(key, title, x_label, variants, note=_ASSUMED):
     return Artefact(key, 'IMS3', None, title, ['minimax-hard'], kind='figure', variants=[('ims3', v) for v in variants], x_label=x_label, note=note, **_WOOF10)
 
 ARTEFACTS = {a.key: a for a in [
-    Artefact('ims3/table1', 'IMS3', '1', 'ImageWoof, three students, IPC 10–100', IMS3_RECIPES),
+    Artefact('ims3/table1', 'IMS3', '1', 'ImageWoof, three students, IPC 10–100', IMS3_RECIPES, row_recipes=_D3HR_HARD, best_of=True,
+             note="IMS3 prints, per method, the better of its hard- and soft-label results (`best of` column); D3HR's row is its own "
+                  "hard-label number (D3HR Table 5), measured with D3HR's `validate_hardlabel.py` recipe `d3hr-hard-woof`."),
     Artefact('ims3/table2', 'IMS3', '2', 'ImageNette', IMS3_RECIPES),
     Artefact('ims3/table3', 'IMS3', '3', 'ImageIDC', IMS3_RECIPES),
     Artefact('ims3/table4', 'IMS3', '4', 'Ablation: IM and S³', IMS3_RECIPES,
@@ -142,7 +152,7 @@ ARTEFACTS = {a.key: a for a in [
     Artefact('d3hr/table2', 'D3HR', '2', 'Cross-architecture teachers', D3HR_RECIPES, default_student='ResNet-18'),
     Artefact('d3hr/table3', 'D3HR', '3', 'Ablation: mapping and loss terms', D3HR_RECIPES, default_student='ResNet-18'),
     Artefact('d3hr/table4', 'D3HR', '4', 'Multi-teacher soft labels (D3S)', D3HR_RECIPES, default_student='ResNet-18'),
-    Artefact('d3hr/table5', 'D3HR', '5', 'ImageWoof, hard labels, vs Minimax', ['minimax-hard'], default_student='ResNet-18'),
+    Artefact('d3hr/table5', 'D3HR', '5', 'ImageWoof, hard labels, vs Minimax', ['minimax-hard'], default_student='ResNet-18', row_recipes=_D3HR_HARD),
     Artefact('d3hr/tableA2', 'D3HR', 'A2', 'Group-sampling runtime, m = 1e6 (A100)', [], kind='runtime',
              note='Not a grid cell: `ddnb bench d3hr --dims 4096 --m 1e6 --ipc 1 5 10 20 50` measures it on this machine.'),
     Artefact('d3hr/tableA3', 'D3HR', 'A3', 'Group-sampling runtime, m = 1e5 (A100)', [], kind='runtime',
@@ -205,7 +215,7 @@ def artefact_cells(artefacts: list, budget: dict) -> list:
             spec = g.setdefault(v['name'], {**v, 'ipcs': [], 'students': [], 'recipes': []})
             spec['ipcs'] = sorted(set(spec['ipcs']) | ({_cell_ipc(r['ipc'], budget)} - {None}))   # Full is one set whatever the IPC
             spec['students'] = _union(spec['students'], [r['ddnb_student']])
-            spec['recipes'] = _union(spec['recipes'], a.recipes)
+            spec['recipes'] = _union(spec['recipes'], a.recipes_of(r['name']))
     cells = []
     for gk, variants in groups.items():
         key, (nb, ds, method) = (None, gk) if budget.get('merge') else (gk[0], gk[1:])
@@ -217,7 +227,7 @@ def artefact_cells(artefacts: list, budget: dict) -> list:
             v = vs[0]
             cells.append((name, 'baselines.ipynb', dict(common, method=method, ipcs=v['ipcs'] or [1], students=v['students'], recipes=v['recipes'])))
         else:
-            cells.append((name, f'{nb}.ipynb', dict(common, study='paper', variants=vs, ipcs=sorted({i for v in vs for i in v['ipcs']}),
+            cells.append((name, f'{nb}.ipynb', dict(common, study='paper', variants=vs, ipcs=sorted({i for v in vs for i in v['ipcs']}), **(D3HR_CELL if nb == 'd3hr' else {}),
                                                      recipes=_union([], [r for v in vs for r in v['recipes']]))))
     return cells
 
@@ -236,16 +246,28 @@ def _lookup(meas: list) -> dict:
         if m['method'] == 'Full': idx[(m['dataset'], 'Full', None, m['student'], _base_recipe(m['recipe']))] = m   # one Full set whatever the IPC
     return idx
 
+def _column_recipe(a: Artefact, method: str, rec: str) -> str | None:
+    "The recipe whose number stands in `rec`'s column for a row of `method`: `rec`, or the row's own recipe of the same label mode (None: it has none)."
+    if method not in a.row_recipes: return rec
+    from ddnb.evaluate import get_recipe
+    mode = get_recipe(rec).label_mode
+    return next((o for o in a.row_recipes[method] if get_recipe(o).label_mode == mode), None)
+
 def artefact_table(a: Artefact, meas: list) -> tuple:
     "(table rows, columns, reasons not carried, unreadable counts, measured rows used) of a table or figure artefact."
     idx, rows, reasons, unreadable, used, seen = _lookup(meas), [], {}, {}, [], set()
-    cols = ['dataset', 'IPC', 'student', 'method', 'paper'] + [f'ddnb `{r}`' for r in a.recipes]
+    best = 'ddnb best of hard / soft'
+    cols = ['dataset', 'IPC', 'student', 'method', 'paper'] + [f'ddnb `{r}`' for r in a.recipes] + ([best] if a.best_of else [])
     def cells(r, ipc):
-        out = {}
+        out, got = {}, []
         for rec in a.recipes:
-            m = idx.get((r['dataset'], r['name'], None if r['name'] == 'Full' else ipc, r['ddnb_student'], rec))
-            out[f'ddnb `{rec}`'] = _pm(m['mean'], m['std'], m['n']) if m else '—'
-            if m: used.append(m)
+            own = _column_recipe(a, r['name'], rec)       # a row with its own recipes shows them in the column of the same label mode
+            m = own and idx.get((r['dataset'], r['name'], None if r['name'] == 'Full' else ipc, r['ddnb_student'], own))
+            out[f'ddnb `{rec}`'] = (_pm(m['mean'], m['std'], m['n']) + ('' if own == rec else f' `{own}`')) if m else '—'
+            if m: used.append(m); got.append(m)
+        if a.best_of:
+            b = max(got, key=lambda m: m['mean'], default=None)
+            out[best] = f"{_pm(b['mean'], b['std'], b['n'])} ({b['label_mode']})" if b else '—'
         return out
     for r in a.rows():
         if r['reason'] and ('not readable' in r['reason'] or 'does not name the dataset' in r['reason']):
@@ -255,12 +277,12 @@ def artefact_table(a: Artefact, meas: list) -> tuple:
         row = {'dataset': r['dataset'], 'IPC': r['ipc'] if r['ipc'] is not None else '', 'student': r['student'], 'method': r['name'], 'paper': paper}
         if r['reason']:
             reasons.setdefault(r['reason'], set()).add(r['name'])
-            row.update({f'ddnb `{rec}`': 'not carried' for rec in a.recipes})
+            row.update({c: 'not carried' for c in cols[5:]})
         else: row.update(cells(r, r['ipc']))
         rows.append(row); seen.add((r['dataset'], r['name'], r['ipc'], r['ddnb_student']))
     wanted = {(r['dataset'], r['name'], r['ddnb_student']) for r in a.rows() if not r['reason']}
     extra = sorted({(m['dataset'], m['method'], m['ipc'], m['student']) for m in meas if (m['dataset'], m['method'], m['student']) in wanted
-                    and (m['dataset'], m['method'], m['ipc'], m['student']) not in seen and _base_recipe(m['recipe']) in a.recipes and m['method'] != 'Full'},
+                    and (m['dataset'], m['method'], m['ipc'], m['student']) not in seen and _base_recipe(m['recipe']) in a.recipes_of(m['method']) and m['method'] != 'Full'},
                    key=lambda k: (k[0], k[2], k[3], k[1]))
     stud = {v: k for k, v in PAPER_STUDENTS.items()}
     for ds, name, ipc, st in extra:
@@ -306,7 +328,7 @@ def _runtime_rows(a: Artefact, results: dict) -> list:
 
 def artefact_section(a: Artefact, results: dict, out: Path) -> str:
     "The markdown section of one artefact (figures written under `out/figures/artefacts/`)."
-    from ddnb.reproduce import markdown_table, accuracy_rule
+    from ddnb.reproduce import markdown_table, accuracy_rule, seed_spread
     where = f"Table {a.table}" if a.table and a.table != 'README' else ('README' if a.table else 'figure' if a.kind in ('figure', 'tsne') else 'no printed table')
     md = [f"### `{a.key}` — {a.paper} {where}: {a.title}", '']
     if a.note: md += [f"*{a.note}*", '']
@@ -330,7 +352,7 @@ def artefact_section(a: Artefact, results: dict, out: Path) -> str:
     if used:
         seeds = sorted({s for m in used for s in m.get('seeds', [])})
         md += [f"ddnb: recipes {', '.join(f'`{r}`' for r in sorted({m['recipe'] for m in used}))}; seeds {seeds}; cells "
-               f"{', '.join(f'`{c}`' for c in sorted({m['cell'] for m in used}))}; {accuracy_rule(used)}.", '']
+               f"{', '.join(f'`{c}`' for c in sorted({m['cell'] for m in used}))}; {accuracy_rule(used)}; {seed_spread(used)}.", '']
     elif any(not r['reason'] for r in a.rows()): md += ['ddnb: no result yet — its cells have not run in this profile.', '']
     for why, names in reasons.items(): md.append(f"- {', '.join(sorted(names))}: {why}")
     for why, n in unreadable.items(): md.append(f"- {n} paper rows skipped: {why}")

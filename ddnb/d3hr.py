@@ -11,14 +11,17 @@ import torch
 from .core import Config, StageCache, check_fields, fingerprint, torch_generator, progress, save_json, load_json
 from .data import ImageSet
 from .generator import DiTGenerator
-from .ddim import invert_to, ddim_sample, inverted_timestep
+from .ddim import invert_to, ddim_sample, ddim_step, inverted_timestep
 from .pretrain import forward_noise
 from .distilled import DistilledSet
 from .samplers import register_sampler
 
 # %% auto #0
-__all__ = ['OFFICIAL', 'Moments', 'MappingConfig', 'class_statistics', 'save_statistics', 'load_statistics', 'GroupConfig',
-           'official_m', 'skewness_batch', 'group_scores', 'group_sample', 'd3hr_distill', 'bench_group_sampling']
+__all__ = ['OFFICIAL', 'D3HR_PRESETS', 'SEED_PROTOCOLS', 'Moments', 'official_timesteps', 'official_steps', 'official_invert',
+           'official_sample', 'encode_latents', 'mapped_timestep', 'map_latents', 'sample_back', 'MappingConfig',
+           'class_statistics', 'save_statistics', 'load_statistics', 'GroupConfig', 'official_m', 'skewness_batch',
+           'group_scores', 'group_sample', 'd3hr_distill', 'd3hr_preset', 'd3hr_mapping', 'seed_plan',
+           'bench_group_sampling']
 
 # %% ../nbs/07_d3hr.ipynb #c006
 class Moments:
@@ -41,6 +44,55 @@ class Moments:
         m3 = self.s3 / self.n - 3 * m * self.s2 / self.n + 2 * m ** 3
         return torch.where(v > 0, m3 / v.clamp_min(1e-30) ** 1.5, torch.zeros_like(v))
 
+# %% ../nbs/07_d3hr.ipynb #c008p
+def official_timesteps(num_steps: int = 50, num_train_timesteps: int = 1000, steps_offset: int = 0) -> list:
+    "diffusers' DDIM timesteps with leading spacing (DiT-XL-2-256's scheduler: no spacing key, offset 0), descending: 980, 960, …, 0 for 50."
+    r = num_train_timesteps // num_steps
+    return [i * r + steps_offset for i in reversed(range(num_steps))]
+
+def official_steps(num_steps: int, to_step: int, start_step: int, num_train_timesteps: int = 1000) -> tuple:
+    "(inversion, sampling) steps of the official scripts, each a list of (model timestep, ᾱ index from, ᾱ index to)."
+    ts, r = official_timesteps(num_steps, num_train_timesteps), num_train_timesteps // num_steps
+    up = ts[::-1]
+    inv = [(up[i], max(0, up[i] - r), up[i]) for i in range(1, to_step + 1)]         # dit_inversion_save_statistic.py `invert`
+    smp = [(ts[i], ts[i], max(1, ts[i] - r)) for i in range(start_step, num_steps)]   # `sample`: prev_t = max(1, t − 1000 // steps)
+    return inv, smp
+
+def _run_steps(gen, z, y, steps, guidance_scale):
+    a = gen.alphas_cumprod
+    for t, i, j in steps: z = ddim_step(z, gen.eps(z, t, y, guidance_scale), float(a[i]), float(a[j]))
+    return z
+
+def official_invert(gen: DiTGenerator, z0: torch.Tensor, y: torch.Tensor, num_steps: int = 50, to_step: int = 30, guidance_scale: float = 4.0) -> torch.Tensor:
+    "The official inversion of clean latents through `to_step` steps (t = 600 for 30 of 50)."
+    with torch.no_grad(): return _run_steps(gen, z0, y, official_steps(num_steps, to_step, num_steps, gen.scheduler.config.num_train_timesteps)[0], guidance_scale)
+
+def official_sample(gen: DiTGenerator, z: torch.Tensor, y: torch.Tensor, num_steps: int = 50, start_step: int = 18, guidance_scale: float = 4.0) -> torch.Tensor:
+    "The official sampling back from index `start_step` (t = 620 for 18 of 50) to ᾱ₁."
+    with torch.no_grad(): return _run_steps(gen, z, y, official_steps(num_steps, 0, start_step, gen.scheduler.config.num_train_timesteps)[1], guidance_scale)
+
+def encode_latents(gen: DiTGenerator, x: torch.Tensor, how: str = 'mean', g: torch.Generator | None = None) -> torch.Tensor:
+    "Latents of images in [0, 1]: the VAE posterior mean ('mean', ddnb) or a draw from it with `g` ('sample', official); a codec without a posterior (mini) has one answer."
+    vae = getattr(gen.codec, 'vae', None)
+    if how == 'mean' or vae is None: return gen.encode(x)
+    with torch.no_grad(): return vae.encode(x * 2 - 1).latent_dist.sample(generator=g) * gen.codec.scaling_factor
+
+def mapped_timestep(gen: DiTGenerator | None, mc) -> int:
+    "The timestep the mapped latents sit at (−1: pixels, or no step)."
+    if mc.mapping == 'pixel' or mc.to_step == 0: return -1
+    if mc.schedule == 'official': return official_timesteps(mc.num_steps, gen.scheduler.config.num_train_timesteps)[::-1][mc.to_step]
+    return inverted_timestep(gen, mc.num_steps, mc.to_step)
+
+def map_latents(gen: DiTGenerator, z0: torch.Tensor, y: torch.Tensor, mc) -> torch.Tensor:
+    "DDIM-invert clean latents the mapping's way."
+    if mc.schedule == 'official': return official_invert(gen, z0, y, mc.num_steps, mc.to_step, mc.guidance_scale)
+    return invert_to(gen, z0, y, mc.num_steps, mc.to_step, mc.guidance_scale)
+
+def sample_back(gen: DiTGenerator, z: torch.Tensor, y: torch.Tensor, mc) -> torch.Tensor:
+    "DDIM-sample mapped latents back to clean ones the mapping's way."
+    if mc.schedule == 'official': return official_sample(gen, z, y, mc.num_steps, mc.resume_step, mc.guidance_scale)
+    return ddim_sample(gen, z, y, mc.num_steps, mc.guidance_scale, start_step=mc.resume_step)
+
 # %% ../nbs/07_d3hr.ipynb #c009
 @dataclass
 class MappingConfig:
@@ -50,27 +102,45 @@ class MappingConfig:
     guidance_scale: float = 1.0      # guidance during inversion and when sampling back (the official code uses 4.0 for both with DiT-XL/2)
     mapping: str = 'inversion'       # 'inversion' | 'ddpm' (Base-DDPM: forward noising) | 'pixel' (no diffusion: pixels)
     batch_size: int = 256
+    schedule: str = 'ddnb'           # 'ddnb': trailing spacing, invert `to_step` steps to t and sample back from that same t (the paper reading)
+                                     # 'official': leading spacing and the official scripts' index arithmetic (`official_steps`, the `d3hr-official` preset)
+    start_step: int | None = None    # sampling index where sampling back starts (None: 'ddnb' num_steps − to_step; 'official' num_steps − 2 − to_step, at least 0)
+    encode: str = 'mean'             # VAE latents: 'mean' of the posterior (ddnb) | 'sample' (official `latent_dist.sample()`, seeded here)
 
     def __post_init__(self):
         check_fields(self, positive=('num_steps', 'batch_size'), nonnegative=('to_step', 'guidance_scale'),
-                     choices={'mapping': ('inversion', 'ddpm', 'pixel')})
-        if not 0 <= self.to_step <= self.num_steps:
-            raise ValueError(f"MappingConfig.to_step={self.to_step}: must be in 0..num_steps={self.num_steps}")
+                     choices={'mapping': ('inversion', 'ddpm', 'pixel'), 'schedule': ('ddnb', 'official'), 'encode': ('mean', 'sample')})
+        if not 0 <= self.to_step <= self.max_to_step:
+            raise ValueError(f"MappingConfig.to_step={self.to_step}: must be in 0..{self.max_to_step} (num_steps={self.num_steps}, schedule {self.schedule!r})")
+        if self.start_step is not None and not 0 <= self.start_step < self.num_steps:
+            raise ValueError(f"MappingConfig.start_step={self.start_step}: must be in 0..{self.num_steps - 1}")
+
+    @property
+    def max_to_step(self) -> int:
+        "The deepest mapping: all `num_steps` ('ddnb'); num_steps − 1 ('official': its loop reads the timestep after the last one it inverts)."
+        return self.num_steps - (self.schedule == 'official')
+
+    @property
+    def resume_step(self) -> int:
+        "The sampling index sampling back starts from: `start_step`, or the schedule's own pairing with `to_step`."
+        if self.start_step is not None: return self.start_step
+        return self.num_steps - self.to_step if self.schedule == 'ddnb' else max(0, self.num_steps - 2 - self.to_step)
 
 def class_statistics(gen: DiTGenerator, real: ImageSet, mc: MappingConfig = MappingConfig(),
                      gen_labels: torch.Tensor | None = None, seed: int = 0, show_progress: bool = True) -> dict:
     "Per-class μ, σ, γ (and counts) of the mapped real latents, streamed in batches."
     gl = torch.arange(real.num_classes) if gen_labels is None else gen_labels
     g, out = torch_generator(seed), {'mu': [], 'sigma': [], 'skew': [], 'count': []}
-    t = -1 if mc.mapping == 'pixel' else inverted_timestep(gen, mc.num_steps, mc.to_step)
+    ge = torch_generator(seed + 7919)   # the posterior draws of encode='sample' (a stream of their own: the ddpm noise stays as it was)
+    t = mapped_timestep(gen, mc)
     for c in progress(range(real.num_classes), desc='class statistics', disable=not show_progress):
         mo = Moments()
         for xb in real.class_batches(c, mc.batch_size):
             if mc.mapping == 'pixel': z = xb
             else:
-                with torch.no_grad(): z0 = gen.encode(xb.to(gen.device))
+                with torch.no_grad(): z0 = encode_latents(gen, xb.to(gen.device), mc.encode, ge)
                 yb = torch.full((len(xb),), int(gl[c]), device=gen.device)
-                if mc.mapping == 'inversion': z = invert_to(gen, z0, yb, mc.num_steps, mc.to_step, mc.guidance_scale)
+                if mc.mapping == 'inversion': z = map_latents(gen, z0, yb, mc)
                 else: z = forward_noise(gen, z0.cpu(), torch.full((len(xb),), t), torch.randn(z0.shape, generator=g)) if t >= 0 else z0
             mo.update(z.cpu())
         shape = real.image_shape if mc.mapping == 'pixel' else gen.latent_shape
@@ -184,16 +254,16 @@ def d3hr_distill(gen: DiTGenerator | None, stats: dict, classes: list, ipc: int,
     else:
         gl = y if gen_labels is None else gen_labels[y]
         with torch.no_grad():   # in batches of mc.batch_size; sampled back with the mapping's guidance (official code: 4.0 both ways)
-            x = torch.cat([gen.decode(ddim_sample(gen, z[s].to(gen.device), gl[s].to(gen.device), mc.num_steps, mc.guidance_scale,
-                                                  start_step=mc.num_steps - mc.to_step)).cpu() for s in torch.arange(len(z)).split(mc.batch_size)])
+            x = torch.cat([gen.decode(sample_back(gen, z[s].to(gen.device), gl[s].to(gen.device), mc)).cpu() for s in torch.arange(len(z)).split(mc.batch_size)])
     params = {'ipc': ipc, 'mapping': asdict(mc), 'group': asdict(gc), 'mean_group_score': sum(scores) / len(scores)}
     return DistilledSet(x, y, classes, method, params, [seed], source)
 
 # %% ../nbs/07_d3hr.ipynb #c019s
 @register_sampler('d3hr-group', 'D3HR group sampling')
 def _d3hr_group(gen, y, gen_labels=None, seed=0, num_steps=50, guidance_scale=1.0, batch_size=256, real=None,
-                stats: dict | None = None, to_step: int = 31, **group):
-    mc = MappingConfig(num_steps=num_steps, to_step=min(to_step, num_steps), guidance_scale=guidance_scale, batch_size=batch_size)
+                stats: dict | None = None, to_step: int = 31, schedule: str = 'ddnb', start_step: int | None = None, encode: str = 'mean', **group):
+    mc = MappingConfig(num_steps=num_steps, to_step=min(to_step, num_steps - (schedule == 'official')), guidance_scale=guidance_scale, batch_size=batch_size,
+                       schedule=schedule, start_step=start_step, encode=encode)
     if stats is None:
         if real is None: raise ValueError("sampler 'd3hr-group': needs the real train set (real=) or stats= (class_statistics)")
         stats = class_statistics(gen, real, mc, gen_labels, seed, show_progress=False)
@@ -203,8 +273,41 @@ def _d3hr_group(gen, y, gen_labels=None, seed=0, num_steps=50, guidance_scale=1.
         idx = (y == c).nonzero().flatten()
         z[idx] = group_sample(stats['mu'][c], stats['sigma'][c], len(idx), gc, seed, c, device=gen.device)[0]
     with torch.no_grad():
-        return torch.cat([ddim_sample(gen, z[s].to(gen.device), gl[s].to(gen.device), num_steps, guidance_scale, start_step=num_steps - mc.to_step).cpu()
-                          for s in torch.arange(len(y)).split(batch_size)])
+        return torch.cat([sample_back(gen, z[s].to(gen.device), gl[s].to(gen.device), mc).cpu() for s in torch.arange(len(y)).split(batch_size)])
+
+# %% ../nbs/07_d3hr.ipynb #c019q
+D3HR_PRESETS = {
+    'd3hr-paper': {'mapping': dict(num_steps=50, to_step=31, schedule='ddnb', encode='mean'), 'group': {}},
+    'd3hr-official': {'mapping': dict(num_steps=50, to_step=30, start_step=18, schedule='official', encode='sample', guidance_scale=4.0),
+                      'group': dict(OFFICIAL)},
+}
+
+def d3hr_preset(name: str) -> tuple:
+    "(mapping keyword arguments, group keyword arguments) of a named D3HR setting."
+    if name not in D3HR_PRESETS: raise KeyError(f"D3HR preset {name!r} is not defined; known: {sorted(D3HR_PRESETS)}")
+    return dict(D3HR_PRESETS[name]['mapping']), dict(D3HR_PRESETS[name]['group'])
+
+def d3hr_mapping(preset: str | None, num_steps: int, to_step: int, guidance_scale: float,
+                 overrides: dict | None = None) -> MappingConfig:  # a variant's mapping overrides (to_step, mapping, …)
+    "A cell's mapping: its own steps and guidance (preset None), or the preset's; a cell with another step budget keeps the preset's schedule at its own `to_step` (clamped)."
+    base = {'num_steps': num_steps, 'to_step': to_step, 'guidance_scale': guidance_scale}
+    if preset is not None:
+        pm = d3hr_preset(preset)[0]
+        base = pm if pm['num_steps'] == num_steps else {**pm, 'num_steps': num_steps, 'to_step': to_step, 'start_step': None}
+    overrides = overrides or {}
+    m = {**base, **overrides}
+    if 'to_step' in overrides and 'start_step' not in overrides: m['start_step'] = None   # a swept T resumes by the schedule's own pairing
+    limit = m['num_steps'] - (m.get('schedule', 'ddnb') == 'official')
+    if m['to_step'] > limit: m['to_step'] = limit      # a smoke budget with fewer steps than the study's T: the deepest it has
+    return MappingConfig(**m)
+
+SEED_PROTOCOLS = {'set-per-seed': 'a new distilled set per seed, one student on each (ddnb): ± over sets and students',
+                  'one-set': "one distilled set (the first seed's), one student per seed (D3HR validate.sh --repeat): ± over students only"}
+
+def seed_plan(protocol: str, seeds: list) -> list:
+    "(set seed, [student seeds]) pairs of a seed protocol."
+    if protocol not in SEED_PROTOCOLS: raise ValueError(f"seed_protocol={protocol!r}: expected one of {sorted(SEED_PROTOCOLS)}")
+    return [(s, [s]) for s in seeds] if protocol == 'set-per-seed' else [(seeds[0], list(seeds))]
 
 # %% ../nbs/07_d3hr.ipynb #c021
 def bench_group_sampling(m: int, ipc: int, dims: int = 64, chunk_blocks: int = 16, block: int = 256, seed: int = 0, device='cpu') -> dict:

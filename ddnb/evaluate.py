@@ -19,7 +19,7 @@ from .students import build_student
 # %% auto #0
 __all__ = ['MINIMAX_EPOCHS', 'AUGMENTATIONS', 'RECIPES', 'CHECKPOINT_FILE', 'Recipe', 'random_resized_crop', 'random_flip',
            'color_jitter', 'lighting', 'rand_augment', 'shuffle_patches', 'augment_batch', 'cutmix', 'register_recipe',
-           'get_recipe', 'Normalized', 'train_student', 'top1', 'teacher_for', 'load_teacher', 'evaluate_one',
+           'get_recipe', 'mixup', 'Normalized', 'train_student', 'top1', 'teacher_for', 'load_teacher', 'evaluate_one',
            'result_row', 'summarize', 'evaluate', 'run_evaluations', 'recipes_for', 'teacher_if_needed', 'dd_ranking',
            'student_throughput']
 
@@ -53,18 +53,19 @@ class Recipe:
     rrc_scale: list = field(default_factory=lambda: [0.5, 1.0])
     cutmix_beta: float = 1.0
     cutmix_prob: float = 0.5
+    mix: str = 'cutmix'                      # 'cutmix' (paste a box) | 'mixup' (blend whole images: D3HR validate_hardlabel.py); β and p as above
     temperature: float = 4.0                 # soft labels only
     kd_t_squared: bool = True                # soft labels: scale the KL by T² (Hinton); RDED / D3HR do not
     resize_first: bool = True                # resize the set to input_size before augmenting (Minimax); False: crop from the stored images (RDED, D3HR)
     test_resize: int | None = None           # test: resize to this side, then centre-crop input_size (None: resize to input_size)
     accuracy: str = 'last'                   # the top-1 a report shows: 'last' epoch or 'best' of the periodic checks
     eval_every: float = 0                    # epochs between test checks (≥ 1), or a fraction of the epochs (< 1); 0: the last epoch only
-    eval_after: float = 0                    # checks only from this epoch on (0-based; < 1: a fraction of the epochs); the last epoch is always checked
+    eval_after: float = 0                    # checks only from this epoch on (0-based; < 1: a fraction of the epochs; < 0: that many epochs before the end); the last epoch is always checked
 
     def __post_init__(self):
-        check_fields(self, positive=('lr', 'batch_size', 'temperature', 'cutmix_beta'), nonnegative=('momentum', 'weight_decay', 'gamma', 'cutmix_prob', 'eval_every', 'eval_after'),
+        check_fields(self, positive=('lr', 'batch_size', 'temperature', 'cutmix_beta'), nonnegative=('momentum', 'weight_decay', 'gamma', 'cutmix_prob', 'eval_every'),
                      choices={'label_mode': ('hard', 'soft'), 'optimizer': ('sgd', 'adamw'), 'schedule': ('multistep', 'multistep-epoch', 'cosine', 'half-cosine'),
-                              'batch_rule': (None, 'rded', 'd3hr'), 'class_rule': (None, 'minimax'), 'accuracy': ('last', 'best')})
+                              'batch_rule': (None, 'rded', 'd3hr'), 'class_rule': (None, 'minimax'), 'accuracy': ('last', 'best'), 'mix': ('cutmix', 'mixup')})
         from ddnb.students import STUDENTS
         if self.student not in STUDENTS and not self.student.startswith('timm:'):
             raise ValueError(f"Recipe {self.name!r}: student={self.student!r}: expected one of {sorted(STUDENTS)} or 'timm:<name>'")
@@ -102,7 +103,7 @@ class Recipe:
     def checks(self, epochs: int) -> list:
         "The 0-based epochs after which the student is tested (always including the last)."
         every = self.eval_every * epochs if 0 < self.eval_every < 1 else self.eval_every
-        after = self.eval_after * epochs if 0 < self.eval_after < 1 else self.eval_after
+        after = self.eval_after * epochs if 0 < self.eval_after < 1 else epochs + self.eval_after if self.eval_after < 0 else self.eval_after
         every = max(1, int(every)) if every else 0
         return [e for e in range(epochs) if e == epochs - 1 or (every and (e + 1) % every == 0 and e >= after)]
 
@@ -225,6 +226,20 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
+# %% ../nbs/12_evaluate.ipynb #c012i
+def mixup(x, g, alpha: float = 1.0):
+    "Mixup (D3HR `validate_hardlabel.py`): blend the batch with a permutation of itself; returns mixed x, the permutation and λ ~ Beta(α, α)."
+    lam = float(np.random.default_rng(int(torch.randint(2**31, (1,), generator=g))).beta(alpha, alpha))
+    perm = torch.randperm(len(x), generator=g).to(x.device)
+    return lam * x + (1 - lam) * x[perm], perm, lam
+
+# D3HR hard labels (lin-zhao-resoLve/D3HR validation/validate_hardlabel.py, argument.py with --subset imagewoof): AdamW 1e-3,
+# half-cosine per epoch, mixup (α 1) on every batch, RRC(0.08–1) → flip, best of the per-epoch checks in the last 99 epochs.
+register_recipe(Recipe('d3hr-hard-woof', student='resnet18', input_size=224, optimizer='adamw', lr=1e-3, weight_decay=0.01, decay_all=False,
+                       batch_rule='d3hr', epochs_by_ipc=[[9, 1000], [10, 2000], [49, 1000], [50, 1500], [None, 1000]], schedule='half-cosine',
+                       augment=['rrc', 'flip'], rrc_scale=[0.08, 1.0], mix='mixup', cutmix_beta=1.0, cutmix_prob=1.0, resize_first=False,
+                       test_resize=256, accuracy='best', eval_every=1, eval_after=-99))
+
 # %% ../nbs/12_evaluate.ipynb #c014
 def _resize(x, size: int):
     "Resize to size×size; antialiased when shrinking (upsampling is plain bilinear, as before)."
@@ -269,10 +284,11 @@ def _scheduler(opt, recipe: Recipe, epochs: int, steps_per_epoch: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.5 * (1 + math.cos(math.pi * e / (2 * epochs))) if e <= epochs else 0.0), False
 
 def _train_batch(x: torch.Tensor, recipe: Recipe, g: torch.Generator, size: int):
-    "One student's training batch: augmented, at `size`, CutMixed when drawn; returns (images, CutMix permutation or None, kept fraction λ)."
+    "One student's training batch: augmented, at `size`, CutMixed (or mixed up) when drawn; returns (images, mix permutation or None, kept fraction λ)."
     x = augment_batch(x, recipe, g, size)
     if x.shape[-1] != size: x = _resize(x, size)
-    if recipe.cutmix_beta > 0 and float(torch.rand(1, generator=g)) < recipe.cutmix_prob: return cutmix(x, g, recipe.cutmix_beta)
+    if recipe.cutmix_beta > 0 and float(torch.rand(1, generator=g)) < recipe.cutmix_prob:
+        return (mixup if recipe.mix == 'mixup' else cutmix)(x, g, recipe.cutmix_beta)
     return x, None, 1.0
 
 CHECKPOINT_FILE = 'student.pt'   # `train_student`'s file in a checkpoint folder (`train_students_batched`: 'students.pt')

@@ -16,11 +16,11 @@ from .grid import PROFILES, BASELINES, profile_params, profile_dir, _now
 
 # %% auto #0
 __all__ = ['TIME_STAGES', 'result_problem', 'load_results', 'markdown_table', 'foundation_section', 'baseline_rows',
-           'accuracy_rule', 'per_seed_top1', 'baselines_section', 'study_table', 'study_figure', 'd3hr_sweeps_section',
-           'paper_table', 'ims3_section', 'ims3_sweeps_section', 'versus_base', 'samplers_section', 'write_reports',
-           'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement', 'compare_to_reference',
-           'reproduction_section', 'save_figure', 'image_grid_figure', 'distilled_figure', 'time_breakdown',
-           'time_section']
+           'accuracy_rule', 'seed_spread', 'per_seed_top1', 'baselines_section', 'study_table', 'study_figure',
+           'd3hr_sweeps_section', 'paper_table', 'ims3_section', 'ims3_sweeps_section', 'versus_base',
+           'samplers_section', 'write_reports', 'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement',
+           'compare_to_reference', 'reproduction_section', 'save_figure', 'image_grid_figure', 'distilled_figure',
+           'time_breakdown', 'time_section']
 
 # %% ../nbs/14_reproduce.ipynb #c014
 _PERCENT = (0, 100)
@@ -116,6 +116,16 @@ def accuracy_rule(summary_rows: list) -> str:
     for r in summary_rows: by.setdefault(r.get('accuracy', 'last'), set()).add(r['recipe'])
     return '; '.join(f"{_RULE[k]} (`{'`, `'.join(sorted(v))}`)" for k, v in sorted(by.items()))
 
+_SPREAD = {'set-per-seed': 'a new distilled set and one student per seed',
+           'one-set': "one distilled set, one student per seed (D3HR's validate.sh --repeat)"}
+
+def seed_spread(summary_rows: list) -> str:
+    "Which spread the ± of these rows shows, per seed protocol (`07_d3hr` `seed_plan`; rows that name none: a set per seed)."
+    by = {}
+    for r in summary_rows: by.setdefault(r.get('seed_protocol') or 'set-per-seed', set()).add(r['method'])
+    if len(by) <= 1: return f"spread over seeds: {_SPREAD[next(iter(by), 'set-per-seed')]}"
+    return 'spread over seeds: ' + '; '.join(f"{_SPREAD[k]} ({', '.join(sorted(v))})" for k, v in sorted(by.items()))
+
 def per_seed_top1(results: dict) -> dict:
     "(method, IPC, recipe) → {seed: top-1} over the per-seed rows of the cells and rows `baseline_rows` summarises."
     out = {}
@@ -181,7 +191,7 @@ def baselines_section(results: dict, out: Path) -> str:
     students = sorted({f"{r['student']}" for r in rows})
     return '\n'.join([
         f"## Baselines and methods (cells `baseline-*`, `d3hr-main`, `ims3-table4`; profile `{next(iter(results.values()))['profile']}`)", '',
-        f"Top-1 (%) on the real test split, mean ± sample std over seeds {seeds} (one distilled set and one student per seed). "
+        f"Top-1 (%) on the real test split, mean ± sample std over seeds {seeds} ({seed_spread(rows)}). "
         f"Columns are evaluation recipes (`{'`, `'.join(recipes)}`; definitions in `results/baseline-*.json` and notebook "
         f"`12_evaluate`), student {', '.join(students)}; accuracy rule: {accuracy_rule(rows)}. HLR / IOR / LRS are DD-Ranking "
         f"scores from the `{hard}` column (IOR against Random at the same IPC), computed per seed (runs paired by seed) and then "
@@ -245,7 +255,7 @@ def study_figure(res: dict, curves: dict,  # curve label → list of (x tick lab
     return save_figure(fig, path)
 
 def _study_header(res: dict, title: str) -> str:
-    return f"### {title} — cell `{res['cell']}`, recipe {', '.join(res['recipes'])}, seeds {res['seeds']}; {accuracy_rule(res['summary'])}"
+    return f"### {title} — cell `{res['cell']}`, recipe {', '.join(res['recipes'])}, seeds {res['seeds']} ({seed_spread(res['summary'])}); {accuracy_rule(res['summary'])}"
 
 def d3hr_sweeps_section(results: dict, out: Path) -> str:
     "Markdown + figures of the D3HR ablation studies (losses, inversion step, m, variance) and latent diagnostics."
