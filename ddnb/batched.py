@@ -14,7 +14,7 @@ from .core import fingerprint, seed_everything, torch_generator, progress
 from .data import ImageSet
 from .distilled import DistilledSet
 from .students import build_student
-from .evaluate import Recipe, Normalized, result_row, _train_batch, _resize, _prep, _normalize, _optimizer, _scheduler
+from .evaluate import Recipe, Normalized, result_row, _train_batch, _augmented, _mixed, _resize, _prep, _normalize, _optimizer, _scheduler
 from .evaluate import _load_checkpoint, _save_checkpoint, _rng_states, _set_rng_states
 
 # %% auto #0
@@ -49,9 +49,11 @@ class StackedStudents:
 def top1_batched(students: StackedStudents, recipe: Recipe, test: ImageSet, batch_size: int = 512) -> list:
     "Top-1 accuracy (%) of each of the K students on `test` (the recipe's test-time resize and normalisation)."
     hits = torch.zeros(len(students))
+    was = students.base.training; students.base.eval()   # BatchNorm students test on their running statistics, and leave them as they are
     device = next(iter(students.params.values())).device
     for xb, yb in test.batches(batch_size):
         hits += (students(_normalize(_prep(xb.to(device), recipe), recipe), shared=True).argmax(-1).cpu() == yb).sum(1).float()
+    students.base.train(was)
     return (100 * hits / len(test)).tolist()
 
 BATCHED_CHECKPOINT_FILE = 'students.pt'   # `train_students_batched`'s file in a checkpoint folder
@@ -74,7 +76,7 @@ def train_students_batched(sets: list,  # K DistilledSets of one shape (the same
     for ds, s in zip(sets, seeds):                        # the sequential order of RNG use, per student
         seed_everything(s); gens.append(torch_generator(s))
         xs.append((_resize(ds.x, size) if recipe.resize_first else ds.x).to(device)); ys.append(ds.y.to(device))
-        nets.append(build_student(recipe.student, len(ds.classes), xs[-1].shape[1], size, **recipe.student_kwargs).to(device))
+        nets.append(build_student(recipe.student_net, len(ds.classes), xs[-1].shape[1], size, **recipe.student_kwargs).to(device))
     ds0, K, n = sets[0], len(sets), len(xs[0])
     st = recipe.settings(ds0.ipc, len(ds0.classes), n)
     epochs = st['epochs'] if epochs is None else epochs
@@ -102,11 +104,15 @@ def train_students_batched(sets: list,  # K DistilledSets of one shape (the same
     for epoch in progress(range(start, epochs), desc=f'{recipe.name} × {K} students', leave=False, disable=not show_progress):
         orders = [torch.randperm(n, generator=g).split(bs) for g in gens]
         for step in range(len(orders[0])):
-            xb, yb, yp, lam = [], [], [], []
+            xb, yb, yp, lam, xa = [], [], [], [], []
             for k in range(K):
                 idx = orders[k][step]
-                x, perm, l = _train_batch(xs[k][idx], recipe, gens[k], size)
+                xa.append(_augmented(xs[k][idx], recipe, gens[k], size))
+                x, perm, l = _mixed(xa[-1], recipe, gens[k])
                 xb.append(x); yb.append(ys[k][idx]); yp.append(ys[k][idx] if perm is None else ys[k][idx][perm]); lam.append(l)
+            if recipe.extra_forward:   # RDED / D3HR: each student's un-mixed batch in train mode, no grad (moves each one's BatchNorm statistics)
+                XA = torch.stack(xa)
+                with torch.no_grad(): students(_normalize(XA.flatten(0, 1), recipe).view(*XA.shape))
             X = torch.stack(xb)
             out = students(_normalize(X.flatten(0, 1), recipe).view(*X.shape[:2], *X.shape[2:]))       # (K, B, classes)
             B = X.shape[1]

@@ -45,9 +45,11 @@ def parser() -> argparse.ArgumentParser:
     for flag, what in (('--data-root', 'paper: ImageNet root holding train/<wnid>/ and val/<wnid>/'),
                        ('--model-dir', 'paper: DiT-XL/2 in diffusers layout (transformer/, vae/, scheduler/)'),
                        ('--feature-weights', 'paper: state dict of the timm encoder φ'), ('--feature-model', 'paper: its timm name (default resnet18)'),
-                       ('--teacher-weights', 'paper: state dict of the soft-label teacher'), ('--teacher-arch', 'paper: torchvision name or timm:<name> (default resnet18)'),
+                       ('--teacher-arch', 'paper: torchvision name or timm:<name> (default resnet18)'),
                        ('--device', 'paper: cuda, cuda:1, cpu (default auto)')):
         r.add_argument(flag, default=None, help=what)
+    r.add_argument('--teacher-weights', default=None, nargs='+', metavar='[DATASET=]FILE',
+                   help='paper: state dict of the soft-label teacher; DATASET=FILE for one dataset (imagewoof=woof_resnet18.pth, as RDED), a plain FILE for the others')
     r.add_argument('--compile', dest='compile_dit', action='store_const', const=True, default=None, help='paper: torch.compile the DiT (compiled on its first forward)')
     t = sub.add_parser('make-tiny-world', help='write a tiny paper world (fake ImageNet tree, tiny DiT + VAE, timm φ and teacher) and print its flags')
     t.add_argument('dir', type=folder)

@@ -81,7 +81,8 @@ class Config:
     model_dir: str | None = None      # paper world: local diffusers directory (or HF-cache repo id) of DiT-XL/2
     feature_weights: str | None = None   # paper world: local state dict of the timm encoder φ (S³, Herding, K-Center)
     feature_model: str = 'resnet18'      # paper world: timm name of φ
-    teacher_weights: str | None = None   # paper world: local state dict of the soft-label teacher
+    teacher_weights: str | list | dict | None = None   # paper world: local state dict of the soft-label teacher, or one per dataset
+                                                        # ('imagewoof=FILE' entries beside a plain FILE: `ddnb.world.parse_teacher_weights`)
     teacher_arch: str = 'resnet18'       # paper world: torchvision name or 'timm:<name>' of the teacher
     class_limit: int | None = None       # paper world: keep only the first N classes of the subset (paper-tiny)
     max_per_class: int | None = None     # paper world: keep only the first N real images of each class (paper-tiny)

@@ -17,11 +17,11 @@ from .distilled import DistilledSet
 from .students import build_student
 
 # %% auto #0
-__all__ = ['MINIMAX_EPOCHS', 'AUGMENTATIONS', 'RECIPES', 'CHECKPOINT_FILE', 'Recipe', 'random_resized_crop', 'random_flip',
-           'color_jitter', 'lighting', 'rand_augment', 'shuffle_patches', 'augment_batch', 'cutmix', 'register_recipe',
-           'get_recipe', 'mixup', 'Normalized', 'train_student', 'top1', 'teacher_for', 'load_teacher', 'evaluate_one',
-           'result_row', 'summarize', 'evaluate', 'run_evaluations', 'recipes_for', 'teacher_if_needed', 'dd_ranking',
-           'student_throughput']
+__all__ = ['MINIMAX_EPOCHS', 'AUGMENTATIONS', 'RECIPES', 'CHECKPOINT_FILE', 'Recipe', 'random_resized_crop', 'rrc_params',
+           'random_resized_crop_tv', 'random_flip', 'color_jitter', 'lighting', 'rand_augment', 'shuffle_patches',
+           'augment_batch', 'cutmix', 'register_recipe', 'get_recipe', 'mixup', 'Normalized', 'train_student', 'top1',
+           'teacher_for', 'load_teacher', 'evaluate_one', 'result_row', 'summarize', 'evaluate', 'run_evaluations',
+           'recipes_for', 'teacher_if_needed', 'dd_ranking', 'student_throughput']
 
 # %% ../nbs/12_evaluate.ipynb #c006
 MINIMAX_EPOCHS = [[1, 3000], [10, 2000], [50, 1500], [200, 1000], [500, 500], [None, 300]]
@@ -33,6 +33,7 @@ class Recipe:
     label_mode: str = 'hard'                 # 'hard' or 'soft'
     student: str = 'convnet'
     student_kwargs: dict = field(default_factory=dict)
+    student_map: dict = field(default_factory=dict)   # a student name → the network this recipe trains for it (RDED / D3HR: torchvision's BatchNorm ResNets)
     input_size: int | None = None            # side the student trains and tests at (None: the set's own)
     mean: list = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list = field(default_factory=lambda: [0.229, 0.224, 0.225])
@@ -51,6 +52,11 @@ class Recipe:
     gamma: float = 0.2
     augment: list = field(default_factory=lambda: ['rrc', 'flip', 'jitter', 'lighting'])
     rrc_scale: list = field(default_factory=lambda: [0.5, 1.0])
+    rrc_mode: str = 'ddnb'                   # 'ddnb': continuous box clamped to the image (mini world) | 'torchvision': RandomResizedCrop's 10 tries, then the centre crop
+    rrc_antialias: bool = False              # 'torchvision' crops: antialiased resize (RDED, D3HR: antialias=True)
+    clamp_colour: bool = True                # clip to [0, 1] after colour jitter and lighting (mini world); False: unclipped, as Minimax `misc/utils.py`
+    extra_forward: bool = False              # a no-grad train-mode forward of the student on the un-mixed batch before each step (RDED / D3HR):
+                                             # with BatchNorm it updates the running statistics
     cutmix_beta: float = 1.0
     cutmix_prob: float = 0.5
     mix: str = 'cutmix'                      # 'cutmix' (paste a box) | 'mixup' (blend whole images: D3HR validate_hardlabel.py); β and p as above
@@ -65,10 +71,12 @@ class Recipe:
     def __post_init__(self):
         check_fields(self, positive=('lr', 'batch_size', 'temperature', 'cutmix_beta'), nonnegative=('momentum', 'weight_decay', 'gamma', 'cutmix_prob', 'eval_every'),
                      choices={'label_mode': ('hard', 'soft'), 'optimizer': ('sgd', 'adamw'), 'schedule': ('multistep', 'multistep-epoch', 'cosine', 'half-cosine'),
-                              'batch_rule': (None, 'rded', 'd3hr'), 'class_rule': (None, 'minimax'), 'accuracy': ('last', 'best'), 'mix': ('cutmix', 'mixup')})
+                              'batch_rule': (None, 'rded', 'd3hr'), 'class_rule': (None, 'minimax'), 'accuracy': ('last', 'best'), 'mix': ('cutmix', 'mixup'),
+                              'rrc_mode': ('ddnb', 'torchvision')})
         from ddnb.students import STUDENTS
-        if self.student not in STUDENTS and not self.student.startswith('timm:'):
-            raise ValueError(f"Recipe {self.name!r}: student={self.student!r}: expected one of {sorted(STUDENTS)} or 'timm:<name>'")
+        for s in (self.student, *self.student_map.values()):
+            if s not in STUDENTS and not s.startswith('timm:'):
+                raise ValueError(f"Recipe {self.name!r}: student={s!r}: expected one of {sorted(STUDENTS)} or 'timm:<name>'")
         for rule in self.epochs_by_ipc:
             if len(rule) != 2 or not isinstance(rule[1], int) or isinstance(rule[1], bool) or rule[1] < 1:
                 raise ValueError(f"Recipe {self.name!r}: epochs_by_ipc rule {rule!r}: expected [max IPC or None, epochs >= 1]")
@@ -76,6 +84,11 @@ class Recipe:
         if bad: raise ValueError(f"Recipe {self.name!r}: unknown augmentation(s) {sorted(bad)}; known {sorted(AUGMENTATIONS)}")
         if self.accuracy == 'best' and not self.eval_every:
             raise ValueError(f"Recipe {self.name!r}: accuracy='best' needs periodic checks: set eval_every > 0")
+
+    @property
+    def student_net(self) -> str:
+        "The registered network this recipe trains for its `student` (the student itself unless `student_map` names another)."
+        return self.student_map.get(self.student, self.student)
 
     def epochs(self, ipc: int, num_classes: int = 10) -> int:
         "Training epochs for a set with `ipc` images per class (and, under `class_rule`, `num_classes` classes)."
@@ -126,6 +139,29 @@ def random_resized_crop(x, g, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), size: int 
     grid = F.affine_grid(theta.to(x), shape, align_corners=False)
     return F.grid_sample(x, grid, mode='bilinear', padding_mode='reflection', align_corners=False)
 
+def rrc_params(height: int, width: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), g: torch.Generator | None = None) -> tuple:
+    "torchvision's `RandomResizedCrop.get_params` drawn from `g`: up to 10 tries of (area, log-ratio) inside the image, else the centre crop; (i, j, h, w)."
+    area, lr = height * width, torch.log(torch.tensor(ratio))
+    for _ in range(10):
+        target = area * torch.empty(1).uniform_(scale[0], scale[1], generator=g).item()
+        aspect = torch.exp(torch.empty(1).uniform_(lr[0].item(), lr[1].item(), generator=g)).item()
+        w, h = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            i = int(torch.randint(0, height - h + 1, (1,), generator=g)); j = int(torch.randint(0, width - w + 1, (1,), generator=g))
+            return i, j, h, w
+    r = width / height          # no try fitted: the largest centred box within the ratio range
+    w, h = (width, int(round(width / min(ratio)))) if r < min(ratio) else (int(round(height * max(ratio))), height) if r > max(ratio) else (width, height)
+    return (height - h) // 2, (width - w) // 2, h, w
+
+def random_resized_crop_tv(x, g, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), size: int | None = None, antialias: bool = False):
+    "Per-image torchvision RandomResizedCrop: an integer box from `rrc_params`, cropped and resized bilinearly to `size` (antialiased if asked)."
+    size = size or x.shape[-1]
+    out = []
+    for im in x:
+        i, j, h, w = rrc_params(x.shape[-2], x.shape[-1], scale, ratio, g)
+        out.append(F.interpolate(im[None, :, i:i + h, j:j + w], size=(size, size), mode='bilinear', align_corners=False, antialias=antialias))
+    return torch.cat(out)
+
 def random_flip(x, g):
     "Horizontal flip with probability 1/2 per image."
     m = (torch.rand(len(x), generator=g) < 0.5).view(-1, 1, 1, 1).to(x.device)
@@ -133,7 +169,8 @@ def random_flip(x, g):
 
 def _grey(x): return (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
-def color_jitter(x, g, strength: float = 0.4):
+def color_jitter(x, g, strength: float = 0.4,
+                 clamp: bool = True):  # clip to [0, 1] (ddnb's mini world); Minimax's `ColorJitter` does not clip
     "Brightness, contrast (towards the grey mean) and, for colour images, saturation factors in [1−s, 1+s], per image."
     f = lambda: (1 + (torch.rand(len(x), generator=g) * 2 - 1) * strength).view(-1, 1, 1, 1).to(x)
     x = x * f()
@@ -141,17 +178,19 @@ def color_jitter(x, g, strength: float = 0.4):
     if x.shape[1] == 3:
         grey = _grey(x)
         x = (x - grey) * f() + grey
-    return x.clamp(0, 1)
+    return x.clamp(0, 1) if clamp else x
 
 _EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
 _EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
 
-def lighting(x, g, alphastd: float = 0.1):
+def lighting(x, g, alphastd: float = 0.1,
+             clamp: bool = True):  # clip to [0, 1] (ddnb's mini world); Minimax's `Lighting` does not clip
     "AlexNet-style PCA lighting noise on ImageNet's RGB eigenvectors (colour images only)."
     if x.shape[1] != 3: return x
     alpha = torch.randn(len(x), 3, generator=g) * alphastd
     rgb = (alpha * _EIGVAL) @ _EIGVEC.T
-    return (x + rgb.view(-1, 3, 1, 1).to(x)).clamp(0, 1)
+    x = x + rgb.view(-1, 3, 1, 1).to(x)
+    return x.clamp(0, 1) if clamp else x
 
 def rand_augment(x, g):
     "torchvision RandAugment (2 ops, magnitude 9), drawn per image (the IMS3 evaluation code's policy)."
@@ -177,7 +216,14 @@ AUGMENTATIONS = {'rrc': None, 'flip': random_flip, 'jitter': color_jitter, 'ligh
 def augment_batch(x, recipe: Recipe, g, size: int | None = None):
     "Apply the recipe's augmentations in order; 'rrc' resamples to `size` (default: the batch's own)."
     for name in recipe.augment:
-        x = random_resized_crop(x, g, recipe.rrc_scale, size=size) if name == 'rrc' else AUGMENTATIONS[name](x, g)
+        if name == 'rrc':
+            # Two crops. 'ddnb' (the mini world's, kept: its numbers are committed): continuous area and ratio, the box clamped
+            # into the image, bilinear sampling with reflection. 'torchvision' (the paper recipes): the reference's
+            # RandomResizedCrop — integer box, 10 tries then the centre crop, resize antialiased when `rrc_antialias` (RDED, D3HR).
+            x = (random_resized_crop_tv(x, g, recipe.rrc_scale, size=size, antialias=recipe.rrc_antialias) if recipe.rrc_mode == 'torchvision'
+                 else random_resized_crop(x, g, recipe.rrc_scale, size=size))
+        elif name in ('jitter', 'lighting'): x = AUGMENTATIONS[name](x, g, clamp=recipe.clamp_colour)
+        else: x = AUGMENTATIONS[name](x, g)
     return x
 
 def cutmix(x, g, beta: float = 1.0):
@@ -198,13 +244,17 @@ def register_recipe(r: Recipe) -> Recipe: RECIPES[r.name] = r; return r
 
 # Minimax (vimar-gu/MinimaxDiffusion argument.py, train.py, data.py): 224 px, CutMix on every batch, MultiStep per epoch,
 # best top-1 over 100 evenly spaced checks, the 100-class and > 100-class rules.
+# Its crop is torchvision's RandomResizedCrop on the resized tensor (torchvision 0.14: no antialias on tensors; the crop is only
+# ever enlarged to 224, where antialiasing does nothing); jitter and lighting are not clipped to [0, 1] (`misc/utils.py`).
 register_recipe(Recipe('minimax-hard', input_size=224, cutmix_prob=1.0, schedule='multistep-epoch', class_rule='minimax',
-                       test_resize=224, accuracy='best', eval_every=0.01))
+                       test_resize=224, accuracy='best', eval_every=0.01, rrc_mode='torchvision', clamp_colour=False))
 # IMS3's own evaluation: lr 0.1, RandAugment, 300 epochs (kept as before; not re-checked against the official repository).
 register_recipe(Recipe('ims3-hard', lr=0.1, augment=['rrc', 'flip', 'randaugment'], epochs_by_ipc=[[None, 300]]))
 _SOFT = dict(label_mode='soft', student='resnet18', input_size=224, optimizer='adamw', lr=1e-3, weight_decay=0.01, decay_all=False,
              schedule='half-cosine', cutmix_prob=1.0, temperature=20.0, kd_t_squared=False, resize_first=False, test_resize=256,
-             accuracy='best')
+             accuracy='best', rrc_mode='torchvision', rrc_antialias=True, extra_forward=True,
+             # torchvision's BatchNorm ResNets (RDED `synthesize/utils.py`, D3HR `validation/models/`) for the ResNet students
+             student_map={'resnet18': 'tv-resnet18', 'timm:resnet50': 'tv-resnet50', 'timm:resnet101': 'tv-resnet101'})
 # RDED (LINs-lab/RDED validation/, argument.py, scripts/): ShufflePatches(2) → RRC(0.5–1) → flip, batch by IPC, 300 epochs,
 # best of the checks every 10 epochs in the last 20 %.
 register_recipe(Recipe('rded-soft', **_SOFT, augment=['shuffle_patches', 'rrc', 'flip'], rrc_scale=[0.5, 1.0], batch_rule='rded',
@@ -283,13 +333,20 @@ def _scheduler(opt, recipe: Recipe, epochs: int, steps_per_epoch: int):
     if recipe.schedule == 'cosine': return torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch), True
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.5 * (1 + math.cos(math.pi * e / (2 * epochs))) if e <= epochs else 0.0), False
 
-def _train_batch(x: torch.Tensor, recipe: Recipe, g: torch.Generator, size: int):
-    "One student's training batch: augmented, at `size`, CutMixed (or mixed up) when drawn; returns (images, mix permutation or None, kept fraction λ)."
+def _augmented(x: torch.Tensor, recipe: Recipe, g: torch.Generator, size: int):
+    "One student's batch augmented and at `size`, before CutMix (what RDED's extra forward sees)."
     x = augment_batch(x, recipe, g, size)
-    if x.shape[-1] != size: x = _resize(x, size)
+    return _resize(x, size) if x.shape[-1] != size else x
+
+def _mixed(x: torch.Tensor, recipe: Recipe, g: torch.Generator):
+    "CutMix (or mixup) when drawn: (images, mix permutation or None, kept fraction λ)."
     if recipe.cutmix_beta > 0 and float(torch.rand(1, generator=g)) < recipe.cutmix_prob:
         return (mixup if recipe.mix == 'mixup' else cutmix)(x, g, recipe.cutmix_beta)
     return x, None, 1.0
+
+def _train_batch(x: torch.Tensor, recipe: Recipe, g: torch.Generator, size: int):
+    "One student's training batch: augmented, at `size`, CutMixed when drawn; returns (images, CutMix permutation or None, kept fraction λ)."
+    return _mixed(_augmented(x, recipe, g, size), recipe, g)
 
 CHECKPOINT_FILE = 'student.pt'   # `train_student`'s file in a checkpoint folder (`train_students_batched`: 'students.pt')
 
@@ -343,7 +400,7 @@ def train_student(ds: DistilledSet, recipe: Recipe, seed: int = 0,
     seed_everything(seed); g = torch_generator(seed)
     size = recipe.input_size or ds.x.shape[-1]
     x, y = (_resize(ds.x, size) if recipe.resize_first else ds.x).to(device), ds.y.to(device)
-    net = build_student(recipe.student, len(ds.classes), x.shape[1], size, **recipe.student_kwargs).to(device)
+    net = build_student(recipe.student_net, len(ds.classes), x.shape[1], size, **recipe.student_kwargs).to(device)
     fmt = torch.channels_last if (torch.device(device).type == 'cuda' if channels_last is None else channels_last) else torch.contiguous_format
     net = net.to(memory_format=fmt)
     model = Normalized(net, recipe)
@@ -366,7 +423,10 @@ def train_student(ds: DistilledSet, recipe: Recipe, seed: int = 0,
     model.train()
     for epoch in progress(range(start, epochs), desc=f'{recipe.name} on {ds.method}', leave=False, disable=not show_progress):
         for idx in torch.randperm(len(x), generator=g).split(bs):
-            (xb, perm, lam), yb = _train_batch(x[idx], recipe, g, size), y[idx]
+            xa = _augmented(x[idx], recipe, g, size)
+            if recipe.extra_forward:   # RDED / D3HR `train`: the student sees the un-mixed batch in train mode (no grad; for their
+                with torch.no_grad(): model(xa.contiguous(memory_format=fmt))   # accuracy printout), which moves BatchNorm's running statistics
+            (xb, perm, lam), yb = _mixed(xa, recipe, g), y[idx]
             xb = xb.contiguous(memory_format=fmt)
             out = model(xb)
             if recipe.label_mode == 'hard':
@@ -408,7 +468,7 @@ def teacher_for(cfg: Config, recipe: Recipe, real: ImageSet, seed: int = 0, show
         m = train_student(full_baseline(real), hard, seed, show_progress=show_progress)
         torch.save(m.net.state_dict(), d/'teacher.pt')
     def load(d):
-        net = build_student(hard.student, real.num_classes, real.image_shape[0], hard.input_size or real.image_shape[-1], **hard.student_kwargs)
+        net = build_student(hard.student_net, real.num_classes, real.image_shape[0], hard.input_size or real.image_shape[-1], **hard.student_kwargs)
         net.load_state_dict(torch.load(d/'teacher.pt', weights_only=True))
         return Normalized(net, hard).eval()
     key = {'real': real.fingerprint(), 'recipe': hard.to_dict(), 'seed': seed}
@@ -475,6 +535,7 @@ def result_row(ds: DistilledSet, recipe: Recipe, seed: int,
         best_epoch, best = max(checks, key=lambda c: (c[1], -c[0]))
         row.update(top1_best=best, best_epoch=best_epoch, checks=len(checks))
         if recipe.accuracy == 'best': row['top1'] = best
+    if recipe.student_net != recipe.student: row['student_net'] = recipe.student_net   # the network trained (e.g. 'tv-resnet18' for 'resnet18')
     return {**row, 'seconds': seconds, 'set_seeds': ds.seeds, 'params': ds.params}
 
 def summarize(rows: list, keys=('method', 'ipc', 'recipe', 'label_mode', 'student')) -> list:

@@ -153,7 +153,11 @@ def _artefact_grid(p: dict, keys, inputs: dict) -> list:
     cells = []
     for name, nb, params in artefact_cells(get_artefacts(keys), budget):
         declared = set(declared_parameters(nb))
-        cells.append(GridCell(name, nb, {**{k: v for k, v in shared.items() if k in declared}, **params}))
+        cp = {**{k: v for k, v in shared.items() if k in declared}, **params}
+        if cp.get('teacher_weights') is not None:   # one teacher per dataset (`--teacher-weights imagewoof=FILE …`): each cell gets its dataset's file
+            from ddnb.world import teacher_weights_for
+            cp['teacher_weights'] = teacher_weights_for(cp['teacher_weights'], cp.get('dataset'))
+        cells.append(GridCell(name, nb, cp))
     return cells
 
 def _grid_cells(p, base, d3hr, ims3) -> list:

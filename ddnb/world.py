@@ -12,13 +12,34 @@ from .core import Config, StageCache, fingerprint, get_device, save_json
 from .data import ImageSet, ImageNetSubset, ShardedImageSet, write_class_shards, load_digits_split, class_list, imagenet1k_index, SUBSETS, IMAGE_SUFFIXES
 
 # %% auto #0
-__all__ = ['NEEDS', 'PAPER_INPUTS', 'TINY_MODEL', 'DIT_XL2', 'DIT_XL2_GFLOPS', 'cell_needs', 'PaperInputsMissing',
-           'world_classes', 'paper_input_problems', 'check_paper_inputs', 'paper_real', 'World', 'make_tiny_world',
-           'bench_generator']
+__all__ = ['NEEDS', 'PAPER_INPUTS', 'TINY_MODEL', 'DIT_XL2', 'DIT_XL2_GFLOPS', 'parse_teacher_weights', 'teacher_weights_for',
+           'cell_needs', 'PaperInputsMissing', 'world_classes', 'paper_input_problems', 'check_paper_inputs',
+           'paper_real', 'World', 'make_tiny_world', 'bench_generator']
 
 # %% ../nbs/05b_world.ipynb #c006
 NEEDS = ('data', 'generator', 'features', 'teacher')
 PAPER_INPUTS = ('data_root', 'model_dir', 'feature_weights', 'feature_model', 'teacher_weights', 'teacher_arch')   # the paper world's local inputs (Config fields, CLI flags)
+
+def parse_teacher_weights(spec) -> dict:
+    """Teacher files per dataset from `--teacher-weights`: None, a path, 'DATASET=FILE' entries, a list of those, or a dict.
+    Returns {dataset: file}, the key None for a plain FILE (the teacher of every dataset without its own)."""
+    from ddnb.core import DATASETS
+    if spec is None: return {}
+    if isinstance(spec, dict): return {(None if k in (None, '*', '') else k): str(v) for k, v in spec.items()}
+    out = {}
+    for entry in ([spec] if isinstance(spec, (str, Path)) else list(spec)):
+        name, sep, file = str(entry).partition('=')
+        key = name if sep and name in DATASETS else None
+        if sep and key is None and '/' not in name and '.' not in name:
+            raise ValueError(f"--teacher-weights {entry!r}: {name!r} is not a dataset; expected DATASET=FILE with DATASET one of {list(DATASETS)}, or a plain FILE")
+        if key in out: raise ValueError(f"--teacher-weights: two teachers for {key or 'all datasets'!r} ({out[key]!r}, {entry!r})")
+        out[key] = file if key else str(entry)
+    return out
+
+def teacher_weights_for(spec, dataset: str) -> str | None:
+    "The teacher file of `dataset`: its own entry in `spec` (`parse_teacher_weights`), else the plain FILE, else None."
+    t = parse_teacher_weights(spec)
+    return t.get(dataset, t.get(None))
 
 def cell_needs(notebook: str,            # experiment notebook: 'foundation', 'baselines', 'd3hr' or 'ims3' (a '.ipynb' suffix is fine)
                method: str | None = None,  # baselines: the method
@@ -65,7 +86,7 @@ def paper_input_problems(cfg: Config, needs=NEEDS) -> list:
                     out.append(f"{md/sub}/config.json is missing: model_dir must be a diffusers folder of DiT-XL/2 with {sub}/ "
                                "(`huggingface-cli download facebook/DiT-XL-2-256 --local-dir DIR`)")
     for need, path, opt, what in (('features', cfg.feature_weights, '--feature-weights', f"the state dict of timm.create_model('{cfg.feature_model}', pretrained=True)"),
-                                  ('teacher', cfg.teacher_weights, '--teacher-weights', f"the {cfg.teacher_arch} teacher's state dict (torchvision IMAGENET1K_V1 "
+                                  ('teacher', teacher_weights_for(cfg.teacher_weights, cfg.dataset), f'--teacher-weights {cfg.dataset}=FILE (or a FILE for all datasets)', f"the {cfg.teacher_arch} teacher's state dict (torchvision IMAGENET1K_V1 "
                                    "for ImageNet-1K, RDED's pretrain_models/<subset>_resnet18 for the 10- and 100-class subsets)")):
         if need not in needs: continue
         if not path: out.append(f"{need[:-1] if need == 'features' else need} weights are not set: pass {opt} FILE, {what}, saved on a machine with internet")
@@ -195,8 +216,24 @@ class World:
         if not self.is_paper: return teacher_if_needed(self.cfg, recipes, self.train)
         if not any(r.label_mode == 'soft' for r in recipes): return None
         check_paper_inputs(self.cfg, ('teacher',))
-        try: return load_teacher(self.cfg.teacher_weights, self.cfg.teacher_arch, 1000, rows=imagenet1k_index(self.classes))
-        except ValueError: return load_teacher(self.cfg.teacher_weights, self.cfg.teacher_arch, len(self.classes))   # a subset teacher (RDED's)
+        f = self.teacher_file
+        try: return load_teacher(f, self.cfg.teacher_arch, 1000, rows=imagenet1k_index(self.classes))
+        except ValueError: return load_teacher(f, self.cfg.teacher_arch, len(self.classes))   # a subset teacher (RDED's)
+
+    @property
+    def teacher_file(self) -> str | None:
+        "The paper world's teacher weights for its dataset: `teacher_weights` may name one per dataset (`imagewoof=FILE`) and a FILE for the rest."
+        return teacher_weights_for(self.cfg.teacher_weights, self.cfg.dataset)
+
+    @cached_property
+    def teacher_identity(self) -> dict | None:
+        "What a result file records of the paper world's teacher: its file, architecture, size and sha256 (None when none is set)."
+        from ddnb.core import file_sha256
+        f = self.teacher_file
+        if not f or not Path(f).expanduser().is_file(): return None
+        p = Path(f).expanduser()
+        return {'file': str(p), 'arch': self.cfg.teacher_arch, 'size': p.stat().st_size, 'sha256': file_sha256(p)[:16],
+                'kind': 'per dataset' if self.cfg.dataset in parse_teacher_weights(self.cfg.teacher_weights) else 'one for all datasets'}
 
     def recipes(self, names: list, epochs: int | None = None,
                 students: list | None = None,  # ddnb student names: each recipe once per student (None: the recipe's own)
@@ -220,7 +257,8 @@ class World:
         d = {'world': self.cfg.world, 'dataset': self.cfg.dataset, 'num_classes': len(self.classes), 'classes': self.classes,
              'image_shape': list(self.image_shape), 'device': str(self.device)}
         if self.is_paper: d.update(data_root=self.cfg.data_root, model_dir=self.cfg.model_dir, feature_model=self.cfg.feature_model,
-                                   teacher_arch=self.cfg.teacher_arch, class_limit=self.cfg.class_limit, max_per_class=self.cfg.max_per_class)
+                                   teacher_arch=self.cfg.teacher_arch, class_limit=self.cfg.class_limit, max_per_class=self.cfg.max_per_class,
+                                   teacher=self.teacher_identity)   # which teacher this dataset's soft labels came from
         return d
 
 # %% ../nbs/05b_world.ipynb #c013
