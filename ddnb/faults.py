@@ -212,7 +212,8 @@ def fault_code(b: Battery):
     if src.count(anchor) != 1: b.add('edited stage code', False, False, note='the pretraining build() to edit was not found'); return
     (pkg/'ddnb'/'pretrain.py').write_text(src.replace(anchor, anchor + "        raise RuntimeError('edited stage code ran')\n"))
     cell = b.cells[0]
-    p = ddnb_cmd(grid_args(reports, cache, [cell]), env={'PYTHONPATH': str(pkg), 'DDNB_EXPERIMENTS': str(experiments_dir())})
+    p = ddnb_cmd(grid_args(reports, cache, [cell]), env={'PYTHONPATH': str(pkg), 'DDNB_EXPERIMENTS': str(experiments_dir())},
+                 cwd=str(pkg))   # `python -c` puts its folder first on sys.path: not a ddnb checkout, so the copy is imported
     line = _plan_lines(p.stdout).get(cell, '')
     q = ddnb_cmd(grid_args(reports, cache, b.cells))   # the original code again: the clean run's stage is reused
     b.add('edited stage code (a `raise` in the pretraining build)', detected='ddnb/pretrain.py' in line and 'edited stage code ran' in p.stdout + p.stderr,

@@ -20,6 +20,7 @@ class Journal:
     def __init__(self, cache_dir, out):
         self.out = Path(out).resolve()
         self.dir = Path(cache_dir).expanduser()/'journal'/fingerprint(str(self.out))
+        self._known = None
 
     def path(self, name: str) -> Path: return self.dir/f'{name}.json'
 
@@ -44,6 +45,19 @@ class Journal:
         "Write the cell's record: `state` is one of `JOURNAL_STATES`; `host` is the machine the grid runs from (default: this one)."
         save_json({'cell': name, 'state': state, 'out_dir': str(self.out), 'host': platform.node(), **info}, self.path(name))
 
+    def known_outputs(self) -> dict:
+        """The sha256s every finished cell of this reports folder recorded, by output path. Two cells may write one file
+        (the DiT samples of `baseline-DiT` and `ims3-table4`): the file then holds the last writer's bytes, and neither
+        cell counts it as replaced — else each re-run would make the other cell's record stale in turn."""
+        if self._known is None:
+            self._known = {}
+            for p in self.dir.glob('*.json'):
+                try: rec = json.loads(p.read_text())
+                except (OSError, ValueError): continue
+                if isinstance(rec, dict) and rec.get('state') == 'done' and isinstance(rec.get('outputs'), dict):
+                    for k, v in rec['outputs'].items(): self._known.setdefault(k, set()).add(v)
+        return self._known
+
     def verdict(self, name: str, key: str, result: Path,
                 parts: dict | None = None) -> tuple:  # the cell's key parts today (`cell_key_parts`): a changed key then says what changed
         """('reuse', why) when a grid run from this machine finished the cell under `key` and `result` and every other
@@ -57,7 +71,7 @@ class Journal:
             return 'run', f"finished by a grid run from another machine ({rec['host']}); only runs from this one are reused"
         if rec['key'] != key: return 'run', key_change(rec.get('key_parts'), parts) if parts else 'parameters or code changed since it finished'
         if not result.exists() or file_sha256(result) != rec['result_sha256']: return 'run', 'result file missing or replaced since it finished'
-        bad = output_problem(self.out, rec.get('outputs') or {})
+        bad = output_problem(self.out, rec.get('outputs') or {}, self.known_outputs())
         if bad: return 'run', bad
         return 'reuse', f"finished {rec['finished']} in {rec['seconds']:.0f} s"
 
@@ -99,12 +113,14 @@ def output_hashes(out: Path, paths) -> dict:
         elif p.is_file(): files.add(p)
     return {q.resolve().relative_to(out).as_posix(): file_sha256(q) for q in sorted(files) if q.resolve().is_relative_to(out)}
 
-def output_problem(out: Path, outputs: dict) -> str | None:
-    "The first recorded output of a finished cell that is missing or replaced (named), or None."
+def output_problem(out: Path, outputs: dict,
+                   known: dict | None = None) -> str | None:  # path → sha256s other finished cells wrote there (`Journal.known_outputs`)
+    "The first recorded output of a finished cell that is missing, or replaced by bytes no finished cell wrote (named); or None."
     for rel, sha in sorted(outputs.items()):
         p = out/rel
         if not p.is_file(): return f'output {rel} missing since it finished'
-        if file_sha256(p) != sha: return f'output {rel} replaced since it finished'
+        now = file_sha256(p)
+        if now != sha and now not in (known or {}).get(rel, ()): return f'output {rel} replaced since it finished'
     return None
 
 OUTPUTS_LOG = 'DDNB_OUTPUTS_LOG'   # set by the runner for a cell's kernel: the file its writers list their outputs in
