@@ -84,6 +84,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument('--recipe', default='mini-hard', help='students --batched: the recipe (its student, input size and augmentation)')
     b.add_argument('--set-ipc', type=positive_int, default=None, help='students --batched: images per class of the random sets (default 10); samplers: images per class (default 4)')
     b.add_argument('--classes', type=positive_int, default=4, help='samplers: classes sampled')
+    b.add_argument('--guidance-batch', nargs='+', choices=['per-class', 'batched'], default=['batched'],
+                   help="samplers: DMGD's and IGDS's guidance batched over a batch's images and classes (default) and/or the per-class loop it replaced, side by side")
+    b.add_argument('--repeats', type=positive_int, default=3, help='samplers: timed runs of each sampler, interleaved; the fastest counts')
     b.add_argument('--epochs', type=positive_int, default=3, help='students --batched: epochs timed')
     b.add_argument('--device', default='cpu')
     return p
@@ -132,13 +135,14 @@ def bench_samplers(a) -> list:
     import torch
     from ddnb.samplers import bench_samplers as bench
     if a.threads: torch.set_num_threads(a.threads)
-    rows = bench(a.model or 'mini', num_classes=a.classes, ipc=a.set_ipc or 4, num_steps=a.steps or 10, device=a.device)
+    rows = bench(a.model or 'mini', num_classes=a.classes, ipc=a.set_ipc or 4, num_steps=a.steps or 10, device=a.device,
+                 guidance_batch=tuple(a.guidance_batch), repeats=a.repeats)
     r0 = rows[0]
     print(f"guided samplers on the {r0['model']} DiT, {r0['device']}, {r0['threads']} threads: {r0['images']} images, {r0['num_steps']} steps, "
-          f"CFG {r0['guidance_scale']}; side by side in one run:")
+          f"CFG {r0['guidance_scale']}; side by side in one run, fastest of {r0['repeats']}:")
     for r in rows:
         same = f"  {r['ratio_same_batching']:5.2f}× dmgd-off (guidance alone)" if r['ratio_same_batching'] else ''
-        print(f"  {r['sampler']:16s} {r['label']:24s} {r['s_per_image'] * 1e3:9.1f} ms/image  {r['ratio']:5.2f}× DDPM{same}")
+        print(f"  {r['sampler']:16s} {r['label']:24s} {r['guidance_batch'] or '':10s} {r['s_per_image'] * 1e3:9.1f} ms/image  {r['ratio']:5.2f}× DDPM{same}")
     return rows
 
 def bench_generator(a) -> dict:

@@ -16,9 +16,9 @@ from .ddim import _batches
 from .samplers import register_sampler, ddpm_sample, initial_noise, sample_generators, in_window
 
 # %% auto #0
-__all__ = ['DMGD_PRESETS', 'semantic_lambda', 'blend_embeddings', 'Prototypes', 'class_prototypes', 'cached_prototypes',
-           'sinkhorn_plan', 'ot_cost', 'ot_gradient', 'DMGDConfig', 'dmgd_config', 'other_classes', 'SemanticMixer',
-           'dmgd_sample']
+__all__ = ['DMGD_PRESETS', 'GUIDANCE_BATCH', 'semantic_lambda', 'blend_embeddings', 'Prototypes', 'class_prototypes',
+           'cached_prototypes', 'sinkhorn_plan', 'ot_cost', 'ot_gradient', 'sinkhorn_plans', 'ot_costs', 'ot_gradients',
+           'DMGDConfig', 'dmgd_config', 'other_classes', 'SemanticMixer', 'ot_groups', 'dmgd_sample']
 
 # %% ../nbs/07b_dmgd.ipynb #c006
 def semantic_lambda(t: float, hi: float = 900, lo: float = 500) -> float:
@@ -102,6 +102,34 @@ def ot_gradient(x0: torch.Tensor,       # the current image's ẑ₀ (any shape)
         loss = ot_cost(torch.cat([memory.to(x), x[None]]), points, masses, reg, iters)
         return torch.autograd.grad(loss, x)[0].view_as(x0)
 
+def sinkhorn_plans(C: torch.Tensor,   # (B, N, K): B independent problems of one shape
+                   a: torch.Tensor, b: torch.Tensor,  # source weights (B, N), target masses (B, K)
+                   reg: float = 0.1, iters: int = 5) -> torch.Tensor:
+    "`sinkhorn_plan` of B problems at once (POT's `ot.batch`: the same `iters` source-then-target scalings), differentiable; on the CPU."
+    from ot.batch import bregman_projection_batch
+    return bregman_projection_batch(torch.exp(C / -reg), a, b, max_iter=iters, tol=0.0, grad='autodiff')['T']
+
+def ot_costs(source: torch.Tensor,   # (B, N, D)
+             target: torch.Tensor,   # (B, K, D)
+             masses: torch.Tensor,   # (B, K)
+             reg: float = 0.1, iters: int = 5) -> torch.Tensor:
+    "`ot_cost` of B problems at once: (B,) costs."
+    s, t = F.normalize(source.flatten(2), dim=2), F.normalize(target.flatten(2).to(source), dim=2)
+    C = torch.cdist(s, t)
+    a = torch.full(s.shape[:2], 1 / s.shape[1], dtype=s.dtype, device=s.device)
+    return (sinkhorn_plans(C, a, masses.to(s), reg, iters) * C).sum((1, 2))
+
+def ot_gradients(x0: torch.Tensor,       # (B, ...) one ẑ₀ per image
+                 memory: torch.Tensor,   # (B, M, D) each image's class memory (M may be 0)
+                 points: torch.Tensor,   # (B, K, D) each image's prototypes
+                 masses: torch.Tensor,   # (B, K)
+                 reg: float = 0.1, iters: int = 5) -> torch.Tensor:
+    "`ot_gradient` of B images at once, each with its own memory and prototypes: one batched Sinkhorn, no loop over images."
+    with torch.enable_grad():
+        x = x0.detach().flatten(1).float().requires_grad_()
+        loss = ot_costs(torch.cat([memory.to(x), x[:, None]], 1), points, masses, reg, iters).sum()   # problems are independent
+        return torch.autograd.grad(loss, x)[0].view_as(x0)
+
 # %% ../nbs/07b_dmgd.ipynb #c015
 @dataclass
 class DMGDConfig:
@@ -157,10 +185,22 @@ class SemanticMixer:
         out[:B] = blend_embeddings(e[:B, None], es, self.noise[:B, None], t, dc.beta_n, dc.beta_s, dc.form)[:, 0]
         return out
 
+GUIDANCE_BATCH = ('batched', 'per-class')
+
+def ot_groups(classes: list,   # the class of each image of a batch
+              mem: dict, protos: Prototypes) -> list:
+    "The images of a batch grouped by OT problem shape (memory size, prototype count): per group its rows and the stacked memory, points and masses."
+    groups = {}
+    for b, c in enumerate(classes): groups.setdefault((len(mem[c]), len(protos.points[c])), []).append((b, c))
+    return [(torch.tensor([b for b, _ in g]), torch.stack([mem[c] for _, c in g]), torch.stack([protos.points[c] for _, c in g]),
+             torch.stack([protos.masses[c] for _, c in g])) for g in groups.values()]
+
 def dmgd_sample(gen: DiTGenerator, y: torch.Tensor, gen_labels: torch.Tensor | None, seed: int, num_steps: int,
                 guidance_scale: float, batch_size: int, protos: Prototypes | None, dc: DMGDConfig,
-                show_progress: bool = False) -> torch.Tensor:
+                show_progress: bool = False,
+                guidance_batch: str = 'batched') -> torch.Tensor:  # 'batched': one Sinkhorn for the batch's images | 'per-class': one per image
     "DMGD latents for the subset classes `y` (class-major or not); the j-th image of every class shares a batch."
+    if guidance_batch not in GUIDANCE_BATCH: raise ValueError(f"guidance_batch={guidance_batch!r}: expected one of {GUIDANCE_BATCH}")
     gl = y if gen_labels is None else gen_labels[y]
     num_classes = len(gen_labels) if gen_labels is not None else int(y.max()) + 1
     star = other_classes(y, num_classes, seed)
@@ -175,8 +215,14 @@ def dmgd_sample(gen: DiTGenerator, y: torch.Tensor, gen_labels: torch.Tensor | N
             idx = torch.nonzero(position == j).flatten()[s]
             mem = {c: torch.stack(memory[c]) if dc.progressive and memory[c] else torch.zeros(0, math.prod(gen.latent_shape))
                    for c in y[idx].unique().tolist()}   # fixed while this batch samples
-            def guide(i, t, z, x0, std, idx=idx, mem=mem, **_):
-                if not dc.distribution or dc.s == 0 or not in_window(t, dc.window): return None
+            guided = dc.distribution and dc.s != 0
+            groups = ot_groups(y[idx].tolist(), mem, protos) if guided and guidance_batch == 'batched' else []
+            def guide(i, t, z, x0, std, idx=idx, mem=mem, groups=groups, **_):
+                if not guided or not in_window(t, dc.window): return None
+                if guidance_batch == 'batched':   # one Sinkhorn problem per image, all solved at once
+                    grad = torch.empty_like(z)
+                    for rows, m, p, w in groups: grad[rows] = ot_gradients(x0[rows].cpu(), m, p, w, dc.reg, dc.iters).to(z)
+                    return -dc.s * std * grad / math.sqrt(float(ab[t]))
                 shift = torch.zeros_like(z)
                 for b, k in enumerate(idx.tolist()):
                     c = int(y[k])
@@ -193,9 +239,9 @@ def dmgd_sample(gen: DiTGenerator, y: torch.Tensor, gen_labels: torch.Tensor | N
 
 @register_sampler('dmgd', 'DMGD')
 def _dmgd(gen, y, gen_labels=None, seed=0, num_steps=50, guidance_scale=1.0, batch_size=256, real=None,
-          preset: str = 'dmgd-official', support: Prototypes | None = None, **overrides):
+          preset: str = 'dmgd-official', support: Prototypes | None = None, guidance_batch: str = 'batched', **overrides):
     dc = dmgd_config(preset, **overrides)
     if support is None and dc.distribution and dc.s != 0:
         if real is None: raise ValueError("sampler 'dmgd': distribution matching needs the real train set (real=) or support= (class_prototypes)")
         support = class_prototypes(encode_classes(gen, real), dc.K, dc.prototypes, seed)
-    return dmgd_sample(gen, y, gen_labels, seed, num_steps, guidance_scale, batch_size, support, dc)
+    return dmgd_sample(gen, y, gen_labels, seed, num_steps, guidance_scale, batch_size, support, dc, guidance_batch=guidance_batch)

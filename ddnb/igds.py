@@ -14,8 +14,8 @@ from .generator import DiTGenerator
 from .samplers import register_sampler, ddpm_sample, initial_noise, sample_generators, in_window
 
 # %% auto #0
-__all__ = ['knn_entropy', 'mean_log_nn', 'context_gradient', 'prototype_gradient', 'implicit_gradient', 'IGDSConfig',
-           'igds_config', 'igds_beta', 'igds_sample']
+__all__ = ['GUIDANCE_BATCH', 'knn_entropy', 'mean_log_nn', 'context_gradient', 'context_gradients', 'prototype_gradient',
+           'implicit_gradient', 'IGDSConfig', 'igds_config', 'igds_beta', 'context_groups', 'igds_sample']
 
 # %% ../nbs/07c_igds.ipynb #c006
 def knn_entropy(f: torch.Tensor,  # (N, d) samples, N ≥ k + 1
@@ -28,11 +28,12 @@ def knn_entropy(f: torch.Tensor,  # (N, d) samples, N ≥ k + 1
     log_vd = (d / 2) * math.log(math.pi) - math.lgamma(d / 2 + 1)
     return torch.special.digamma(torch.tensor(float(N))) - torch.special.digamma(torch.tensor(float(k))) + log_vd + d * rho.clamp_min(1e-12).log().mean()
 
-def mean_log_nn(f: torch.Tensor, k: int = 1) -> torch.Tensor:
-    "(1/N) Σ log ρ_{i,k}: the part of `knn_entropy` that depends on the samples, divided by the dimension."
-    N = len(f)
+def mean_log_nn(f: torch.Tensor,  # (N, d) samples, or (G, N, d): G sets at once
+                k: int = 1) -> torch.Tensor:
+    "(1/N) Σ log ρ_{i,k}: the part of `knn_entropy` that depends on the samples, divided by the dimension; (G,) for G sets."
+    N = f.shape[-2]
     D = torch.cdist(f, f) + torch.diag(torch.full((N,), float('inf'), dtype=f.dtype, device=f.device))
-    return D.topk(k, largest=False).values[:, -1].clamp_min(1e-12).log().mean()
+    return D.topk(k, largest=False).values[..., -1].clamp_min(1e-12).log().mean(-1)
 
 def context_gradient(x0: torch.Tensor,      # (B, ...) the current batch's ẑ₀ (one class)
                      memory: torch.Tensor,  # (M, D) the class's earlier latents
@@ -43,6 +44,16 @@ def context_gradient(x0: torch.Tensor,      # (B, ...) the current batch's ẑ�
         x = x0.detach().flatten(1).float().requires_grad_()
         f = F.normalize(torch.cat([x, memory.to(x)]), dim=1)
         return torch.autograd.grad(mean_log_nn(f, k), x)[0].view_as(x0)
+
+def context_gradients(x0: torch.Tensor,      # (G, n, ...) the batch's ẑ₀ of G classes, n images each
+                      memory: torch.Tensor,  # (G, M, D) each class's earlier latents
+                      k: int = 1) -> torch.Tensor:
+    "`context_gradient` of G classes at once (one batched k-NN, no loop over classes); zero when there is no neighbour."
+    if x0.shape[1] + memory.shape[1] <= k: return torch.zeros_like(x0)
+    with torch.enable_grad():
+        x = x0.detach().flatten(2).float().requires_grad_()
+        f = F.normalize(torch.cat([x, memory.to(x)], 1), dim=2)
+        return torch.autograd.grad(mean_log_nn(f, k).sum(), x)[0].view_as(x0)   # the classes are independent
 
 # %% ../nbs/07c_igds.ipynb #c009
 def prototype_gradient(gen: DiTGenerator, x0: torch.Tensor, y: torch.Tensor,  # y: the classifier's class index per sample
@@ -80,10 +91,23 @@ def igds_beta(ipc: int, beta0: float = 1.0) -> float:
     "β(IPC) = β₀·log₂(IPC): no context weight at IPC 1, slowly growing with IPC (our schedule)."
     return beta0 * math.log2(max(ipc, 1))
 
+GUIDANCE_BATCH = ('batched', 'per-class')
+
+def context_groups(yb: torch.Tensor,  # the class of each image of a batch
+                   mem: dict, beta: dict, k: int = 1) -> list:
+    "The classes of a batch with a context term (β > 0, a neighbour) grouped by (images, memory size): per group its rows (G, n), stacked memory and β (G, 1, …)."
+    groups = {}
+    for c in yb.unique().tolist():
+        rows = (yb == c).nonzero().flatten()
+        if beta[c] != 0 and len(rows) + len(mem[c]) > k: groups.setdefault((len(rows), len(mem[c])), []).append((rows, c))
+    return [(torch.stack([r for r, _ in g]), torch.stack([mem[c] for _, c in g]), torch.tensor([beta[c] for _, c in g])) for g in groups.values()]
+
 def igds_sample(gen: DiTGenerator, y: torch.Tensor, gen_labels: torch.Tensor | None, seed: int, num_steps: int,
                 guidance_scale: float, batch_size: int, ic: IGDSConfig, classifier: nn.Module | None = None,
-                show_progress: bool = False) -> torch.Tensor:
+                show_progress: bool = False,
+                guidance_batch: str = 'batched') -> torch.Tensor:  # 'batched': one k-NN gradient for the batch's classes | 'per-class': one per class
     "IGDS (reconstruction) latents for subset classes `y`, class-major batches; the context term acts within each class."
+    if guidance_batch not in GUIDANCE_BATCH: raise ValueError(f"guidance_batch={guidance_batch!r}: expected one of {GUIDANCE_BATCH}")
     if ic.prototype and ic.q == 'classifier' and classifier is None:
         raise ValueError("sampler 'igds': q='classifier' needs classifier= (a model on images in [0, 1] over the subset's classes)")
     if ic.q not in ('implicit', 'classifier'): raise ValueError(f"IGDS q={ic.q!r}: expected 'implicit' or 'classifier'")
@@ -96,7 +120,8 @@ def igds_sample(gen: DiTGenerator, y: torch.Tensor, gen_labels: torch.Tensor | N
         idx = order[s:s + batch_size]
         yb = y[idx]
         mem = {c: torch.stack(memory[c]) if memory[c] else torch.zeros(0, math.prod(gen.latent_shape)) for c in yb.unique().tolist()}
-        def guide(i, t, z, x0, std, eps_delta=None, out=None, idx=idx, yb=yb, mem=mem):
+        groups = context_groups(yb, mem, beta, ic.k) if ic.context and guidance_batch == 'batched' else []
+        def guide(i, t, z, x0, std, eps_delta=None, out=None, idx=idx, yb=yb, mem=mem, groups=groups):
             if ic.s == 0 or not in_window(t, ic.window): return None
             a, C = float(ab[t]), z.shape[1]
             g = torch.zeros_like(z)
@@ -107,7 +132,11 @@ def igds_sample(gen: DiTGenerator, y: torch.Tensor, gen_labels: torch.Tensor | N
                         with torch.no_grad():
                             eps_delta = out[:, :C] - gen.output(z, t, torch.full_like(gl[idx], gen.null_class).to(z.device))[:, :C]
                     g = g + implicit_gradient(eps_delta, a)
-            if ic.context:
+            if ic.context and guidance_batch == 'batched':   # every class of the batch in one k-NN gradient per group
+                for rows, m, b in groups:
+                    w = b.view(-1, *[1] * (z.ndim)).to(z)
+                    g[rows] = g[rows] + w * context_gradients(x0[rows].cpu(), m, ic.k).to(z) / math.sqrt(a)
+            elif ic.context:
                 for c in yb.unique().tolist():
                     if beta[c] == 0: continue
                     rows = (yb == c).nonzero().flatten()
@@ -121,5 +150,6 @@ def igds_sample(gen: DiTGenerator, y: torch.Tensor, gen_labels: torch.Tensor | N
 
 @register_sampler('igds', 'IGDS (reconstruction)', reconstruction=True)
 def _igds(gen, y, gen_labels=None, seed=0, num_steps=50, guidance_scale=1.0, batch_size=256, real=None,
-          classifier: nn.Module | None = None, **overrides):
-    return igds_sample(gen, y, gen_labels, seed, num_steps, guidance_scale, batch_size, igds_config(**overrides), classifier)
+          classifier: nn.Module | None = None, guidance_batch: str = 'batched', **overrides):
+    return igds_sample(gen, y, gen_labels, seed, num_steps, guidance_scale, batch_size, igds_config(**overrides), classifier,
+                       guidance_batch=guidance_batch)
