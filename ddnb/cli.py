@@ -36,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--force', action='store_true', help='re-run cells this machine already finished (see the plan)')
     r.add_argument('--plan', action='store_true', help='print the plan (cells to reuse / run, estimated time) and stop')
     r.add_argument('--jobs', type=positive_int, default=None, help='local worker processes (cells at once), one thread each; with --cluster: batch jobs (default: the profile setting, else 1)')
-    r.add_argument('--devices', default=None, help='one local worker per GPU: auto (every visible GPU) or a list such as 0,1')
+    r.add_argument('--devices', default=None, help='one local worker per GPU: auto (every visible GPU) or a list such as 0,1; one per GPU group: 0+1,2+3 or auto+2 (sampling and inversion shard over the group)')
     r.add_argument('--scheduler', default=None, help='run on a running Dask cluster: its scheduler address, e.g. tcp://10.0.0.5:8786')
     r.add_argument('--cluster', default=None, choices=['slurm', 'pbs', 'sge', 'lsf', 'slurm-runner'], help='start a dask-jobqueue cluster of --jobs batch jobs; slurm-runner: inside srun -n N (rank 0 scheduler, rank 1 the grid, the rest workers)')
     r.add_argument('--cluster-opt', action='append', default=[], metavar='KEY=VALUE', help='--cluster: an option of its dask-jobqueue class (queue=gpu, walltime=04:00:00, memory=32GB, account=…, gpu=1), repeatable')

@@ -14,7 +14,7 @@ from .generator import DiTGenerator
 from .ddim import invert_to, ddim_sample, ddim_step, inverted_timestep
 from .pretrain import forward_noise
 from .distilled import DistilledSet
-from .samplers import register_sampler
+from .samplers import register_sampler, shard_by_class, shard_devices
 
 # %% auto #0
 __all__ = ['OFFICIAL', 'D3HR_PRESETS', 'SEED_PROTOCOLS', 'Moments', 'official_timesteps', 'official_steps', 'official_invert',
@@ -127,13 +127,31 @@ class MappingConfig:
         return self.num_steps - self.to_step if self.schedule == 'ddnb' else max(0, self.num_steps - 2 - self.to_step)
 
 def class_statistics(gen: DiTGenerator, real: ImageSet, mc: MappingConfig = MappingConfig(),
-                     gen_labels: torch.Tensor | None = None, seed: int = 0, show_progress: bool = True) -> dict:
+                     gen_labels: torch.Tensor | None = None, seed: int = 0, show_progress: bool = True,
+                     devices: list | None = None) -> dict:   # shard the classes over these (default `shard_devices(gen)`: its one device)
     "Per-class μ, σ, γ (and counts) of the mapped real latents, streamed in batches."
     gl = torch.arange(real.num_classes) if gen_labels is None else gen_labels
-    g, out = torch_generator(seed), {'mu': [], 'sigma': [], 'skew': [], 'count': []}
+    g = torch_generator(seed)
     ge = torch_generator(seed + 7919)   # the posterior draws of encode='sample' (a stream of their own: the ddpm noise stays as it was)
     t = mapped_timestep(gen, mc)
-    for c in progress(range(real.num_classes), desc='class statistics', disable=not show_progress):
+    devices = ([] if gen is None or mc.mapping == 'pixel' else shard_devices(gen)) if devices is None else list(devices)
+    if len(devices) > 1 and (mc.mapping == 'ddpm' or mc.encode == 'sample'):   # one stream runs through all classes: not split
+        print(f"[ddnb] class statistics: on one device of {len(devices)} (mapping {mc.mapping!r}, encode {mc.encode!r} draw from one stream "
+              "across classes; see 07_d3hr, 'Several devices')", flush=True)
+    elif len(devices) > 1:
+        def chunk(gg, idx):
+            o = _class_moments(gg, real, mc, gl, idx.tolist(), None, None, t, False)
+            return tuple(torch.stack(o[k]) for k in ('mu', 'sigma', 'skew')) + (torch.tensor(o['count']),)
+        mu, sigma, skew, count = shard_by_class(chunk, torch.arange(real.num_classes), devices, gen, what='class statistics')
+        return {'mu': mu, 'sigma': sigma, 'skew': skew, 'count': count, 'timestep': t}
+    out = _class_moments(gen, real, mc, gl, range(real.num_classes), g, ge, t, show_progress)
+    return {'mu': torch.stack(out['mu']), 'sigma': torch.stack(out['sigma']), 'skew': torch.stack(out['skew']),
+            'count': torch.tensor(out['count']), 'timestep': t}
+
+def _class_moments(gen, real, mc, gl, classes, g, ge, t, show_progress) -> dict:
+    "Per-class lists of μ, σ, γ and counts of `classes`, in order (`g`, `ge`: the ddpm-noise and posterior streams, drawn in class order)."
+    out = {'mu': [], 'sigma': [], 'skew': [], 'count': []}
+    for c in progress(classes, desc='class statistics', disable=not show_progress):
         mo = Moments()
         for xb in real.class_batches(c, mc.batch_size):
             if mc.mapping == 'pixel': z = xb
@@ -146,8 +164,7 @@ def class_statistics(gen: DiTGenerator, real: ImageSet, mc: MappingConfig = Mapp
         shape = real.image_shape if mc.mapping == 'pixel' else gen.latent_shape
         for k, v in (('mu', mo.mean), ('sigma', mo.std), ('skew', mo.skew)): out[k].append(v.float().view(shape))
         out['count'].append(mo.n)
-    return {'mu': torch.stack(out['mu']), 'sigma': torch.stack(out['sigma']), 'skew': torch.stack(out['skew']),
-            'count': torch.tensor(out['count']), 'timestep': t}
+    return out
 
 # %% ../nbs/07_d3hr.ipynb #c011
 def save_statistics(stats: dict, path, meta: dict | None = None) -> Path:
@@ -243,20 +260,34 @@ def group_sample(mu: torch.Tensor, sigma: torch.Tensor,  # one class's statistic
 # %% ../nbs/07_d3hr.ipynb #c017
 def d3hr_distill(gen: DiTGenerator | None, stats: dict, classes: list, ipc: int, mc: MappingConfig = MappingConfig(),
                  gc: GroupConfig = GroupConfig(), seed: int = 0, gen_labels: torch.Tensor | None = None,
-                 method: str = 'D3HR', source: str = '', show_progress: bool = False) -> DistilledSet:
+                 method: str = 'D3HR', source: str = '', show_progress: bool = False,
+                 devices: list | None = None) -> DistilledSet:   # shard the classes over these (default `shard_devices(gen)`: its one device)
     "A distilled set of `ipc` images per class regenerated from class statistics by group sampling."
-    zs, ys, scores = [], [], []
-    for c in range(len(classes)):
-        z, s = group_sample(stats['mu'][c], stats['sigma'][c], ipc, gc, seed, c, show_progress, device=None if gen is None else gen.device)
-        zs.append(z); ys += [c] * ipc; scores.append(s)
-    z, y = torch.cat(zs), torch.tensor(ys)
-    if mc.mapping == 'pixel': x = z.clamp(0, 1)
-    else:
-        gl = y if gen_labels is None else gen_labels[y]
-        with torch.no_grad():   # in batches of mc.batch_size; sampled back with the mapping's guidance (official code: 4.0 both ways)
-            x = torch.cat([gen.decode(sample_back(gen, z[s].to(gen.device), gl[s].to(gen.device), mc)).cpu() for s in torch.arange(len(z)).split(mc.batch_size)])
+    y = torch.arange(len(classes)).repeat_interleave(ipc)
+    devices = ([] if gen is None or mc.mapping == 'pixel' else shard_devices(gen)) if devices is None else list(devices)
+    if len(devices) > 1:   # whole classes per device; a class's candidates are seeded by (seed, class, block), its images by nothing else
+        def chunk(g, idx):
+            cs = y[idx].unique().tolist()
+            x, s = _d3hr_images(g, stats, cs, ipc, mc, gc, seed, gen_labels)
+            return x, torch.tensor(s, dtype=torch.float64).repeat_interleave(ipc)
+        x, srow = shard_by_class(chunk, y, devices, gen, align=mc.batch_size, what='D3HR')
+        scores = srow[::ipc].tolist()
+    else: x, scores = _d3hr_images(gen, stats, range(len(classes)), ipc, mc, gc, seed, gen_labels, show_progress)
     params = {'ipc': ipc, 'mapping': asdict(mc), 'group': asdict(gc), 'mean_group_score': sum(scores) / len(scores)}
     return DistilledSet(x, y, classes, method, params, [seed], source)
+
+def _d3hr_images(gen, stats, classes, ipc: int, mc, gc, seed, gen_labels, show_progress=False) -> tuple:
+    "Group sampling and sampling back of `classes` (in order): (images, the best group's score per class)."
+    zs, scores = [], []
+    for c in classes:
+        z, s = group_sample(stats['mu'][c], stats['sigma'][c], ipc, gc, seed, c, show_progress, device=None if gen is None else gen.device)
+        zs.append(z); scores.append(s)
+    z, y = torch.cat(zs), torch.tensor(list(classes)).repeat_interleave(ipc)
+    if mc.mapping == 'pixel': return z.clamp(0, 1), scores
+    gl = y if gen_labels is None else gen_labels[y]
+    with torch.no_grad():   # in batches of mc.batch_size; sampled back with the mapping's guidance (official code: 4.0 both ways)
+        x = torch.cat([gen.decode(sample_back(gen, z[s].to(gen.device), gl[s].to(gen.device), mc)).cpu() for s in torch.arange(len(z)).split(mc.batch_size)])
+    return x, scores
 
 # %% ../nbs/07_d3hr.ipynb #c019s
 @register_sampler('d3hr-group', 'D3HR group sampling')

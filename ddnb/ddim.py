@@ -4,14 +4,15 @@
 
 # %% ../nbs/03_ddim.ipynb #c003
 from __future__ import annotations
-import math
+import contextlib, contextvars, math
 import torch
 from .core import progress, torch_generator
 from .generator import DiTGenerator
 
 # %% auto #0
 __all__ = ['ddim_timesteps', 'alpha_bar', 'ddim_step', 'ddim_step_euler', 'ddim_sample', 'invert_to', 'inverted_timestep',
-           'initial_noise', 'decode_latents', 'sample_latents', 'sample_images', 'reconstruct', 'psnr']
+           'shard_scope', 'shard_index', 'initial_noise', 'decode_latents', 'sample_latents', 'sample_images',
+           'reconstruct', 'psnr']
 
 # %% ../nbs/03_ddim.ipynb #c005
 def ddim_timesteps(gen: DiTGenerator, num_steps: int) -> torch.Tensor:
@@ -74,8 +75,28 @@ def inverted_timestep(gen: DiTGenerator, num_steps: int, to_step: int) -> int:
 def _batches(n, batch_size):
     for i in range(0, n, batch_size): yield slice(i, min(n, i + batch_size))
 
+_SHARD = contextvars.ContextVar('ddnb_shard', default=None)   # (index, noise, seed) while a sampler runs on a shard of a set
+
+@contextlib.contextmanager
+def shard_scope(index: torch.Tensor,   # the positions of this call's images in the whole set
+                noise: torch.Tensor,   # the whole set's `initial_noise`, rows `index`
+                seed: int):
+    "Within the block (this thread), a sampler called on a shard of a set draws what it would draw for those images in the whole set."
+    tok = _SHARD.set((torch.as_tensor(index), noise, int(seed)))
+    try: yield
+    finally: _SHARD.reset(tok)
+
+def shard_index(index: torch.Tensor) -> torch.Tensor:
+    "Positions in this call → positions in the whole set (the identity outside `shard_scope`)."
+    sh = _SHARD.get()
+    return index if sh is None else sh[0][torch.as_tensor(index, dtype=torch.long)]
+
 def initial_noise(gen: DiTGenerator, n: int, seed: int) -> torch.Tensor:
-    "The starting noise of `n` samples from `seed` (every sampler starts from it, so samplers differ only in their steps)."
+    "The starting noise of `n` samples from `seed` (every sampler starts from it, so samplers differ only in their steps); in a `shard_scope`, the shard's rows."
+    sh = _SHARD.get()
+    if sh is not None:
+        if len(sh[0]) != n or sh[2] != int(seed): raise ValueError(f"initial_noise(n={n}, seed={seed}) inside a shard of {len(sh[0])} images of seed {sh[2]}")
+        return sh[1]
     return torch.randn(n, *gen.latent_shape, generator=torch_generator(seed))
 
 @torch.no_grad()

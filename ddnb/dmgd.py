@@ -237,7 +237,7 @@ def dmgd_sample(gen: DiTGenerator, y: torch.Tensor, gen_labels: torch.Tensor | N
             for b, k in enumerate(idx.tolist()): memory[int(y[k])].append(z[b].flatten())
     return out
 
-@register_sampler('dmgd', 'DMGD')
+@register_sampler('dmgd', 'DMGD', shard=None)   # the j-th image of every class shares a batch and its label-mixing noise: one device
 def _dmgd(gen, y, gen_labels=None, seed=0, num_steps=50, guidance_scale=1.0, batch_size=256, real=None,
           preset: str = 'dmgd-official', support: Prototypes | None = None, guidance_batch: str = 'batched', **overrides):
     dc = dmgd_config(preset, **overrides)

@@ -11,8 +11,8 @@ from typing import Any, Callable
 from .core import save_json, load_json, share_mode, progress, module_closure, code_version_of, build_code
 
 # %% auto #0
-__all__ = ['JOBQUEUE', 'WORKER_ENV', 'UnitStore', 'Unit', 'compute_unit', 'gpu_ids', 'jobqueue_cluster', 'slurm_runner', 'Engine',
-           'current_engine', 'run_units']
+__all__ = ['JOBQUEUE', 'WORKER_ENV', 'UnitStore', 'Unit', 'compute_unit', 'gpu_ids', 'gpu_groups', 'jobqueue_cluster',
+           'slurm_runner', 'Engine', 'current_engine', 'run_units']
 
 # %% ../nbs/00b_engine.ipynb #c008
 class UnitStore:
@@ -101,15 +101,33 @@ def gpu_ids(devices) -> list:
     ids = [int(x) for x in str(devices).split(',')] if isinstance(devices, str) else [int(x) for x in devices]
     return ids
 
+def gpu_groups(devices) -> list:
+    """The GPUs of each local worker from `--devices`: '0,1' → [(0,), (1,)] (one GPU each); '0+1,2+3' → [(0, 1), (2, 3)]
+    (a worker owns a group: a unit too big for one GPU shards over it); 'auto' (one per visible GPU), 'auto+2' (groups of 2)."""
+    if devices in (None, '', 'none'): return []
+    if isinstance(devices, str) and devices.startswith('auto'):
+        ids, k = gpu_ids('auto'), int(devices.partition('+')[2] or 1)
+        if len(ids) % k: raise ValueError(f"--devices {devices}: {len(ids)} visible GPU(s) do not split into groups of {k}")
+        return [tuple(ids[i:i + k]) for i in range(0, len(ids), k)]
+    if not isinstance(devices, str): return [tuple(int(x) for x in (d if isinstance(d, (list, tuple)) else [d])) for d in devices]
+    groups = [tuple(int(x) for x in part.split('+')) for part in devices.split(',')]
+    flat = [g for grp in groups for g in grp]
+    if len(set(flat)) < len(flat): raise ValueError(f"--devices {devices}: GPU(s) {sorted({g for g in flat if flat.count(g) > 1})} in two workers")
+    return groups
+
+def _worker_spec(i: int, group: tuple | None = None) -> tuple:
+    "(name, Dask spec) of local worker `i`: one thread; with a GPU `group`, CUDA_VISIBLE_DEVICES lists it and the worker advertises GPU=len(group)."
+    from distributed import Nanny
+    env = {**WORKER_ENV, **({'CUDA_VISIBLE_DEVICES': ','.join(map(str, group))} if group else {})}
+    res = {'CELL': 1, **({'GPU': len(group)} if group else {})}
+    name = 'gpu' + '+'.join(map(str, group)) if group else f'w{i}'
+    return name, {'cls': Nanny, 'options': {'nthreads': 1, 'env': env, 'resources': res, 'host': '127.0.0.1',
+                                            'name': name, 'memory_limit': 0, 'silence_logs': 40}}
+
 def _local_cluster(jobs: int, gpus: list):
-    "Worker processes on this machine over TCP on 127.0.0.1: one per GPU in `gpus`, else `jobs`; one thread each."
-    from distributed import SpecCluster, Scheduler, Nanny
-    def spec(i, gpu=None):
-        env = {**WORKER_ENV, **({'CUDA_VISIBLE_DEVICES': str(gpu)} if gpu is not None else {})}
-        res = {'CELL': 1, **({'GPU': 1} if gpu is not None else {})}
-        return {'cls': Nanny, 'options': {'nthreads': 1, 'env': env, 'resources': res, 'host': '127.0.0.1',
-                                          'name': f'gpu{gpu}' if gpu is not None else f'w{i}', 'memory_limit': 0, 'silence_logs': 40}}
-    workers = {f'gpu{g}': spec(i, g) for i, g in enumerate(gpus)} if gpus else {f'w{i}': spec(i) for i in range(max(1, jobs))}
+    "Worker processes on this machine over TCP on 127.0.0.1: one per GPU group in `gpus` (`gpu_groups`), else `jobs`; one thread each."
+    from distributed import SpecCluster, Scheduler
+    workers = dict(_worker_spec(i, tuple(g) if isinstance(g, (list, tuple)) else (g,)) for i, g in enumerate(gpus)) if gpus else dict(_worker_spec(i) for i in range(max(1, jobs)))
     sched = {'cls': Scheduler, 'options': {'host': '127.0.0.1', 'dashboard_address': ':0'}}
     return SpecCluster(workers=workers, scheduler=sched, silence_logs=40)
 
@@ -159,7 +177,7 @@ class Engine:
 
     @classmethod
     def start(cls, jobs: int = 1,   # local worker processes (or batch jobs with `cluster`)
-              devices=None,          # 'auto', '0,1' or [0, 1]: one local worker per GPU instead
+              devices=None,          # 'auto', '0,1' or [0, 1]: one local worker per GPU instead; '0+1,2+3' or 'auto+2': one per GPU group
               scheduler: str | None = None,   # 'tcp://host:port' of a running Dask scheduler
               cluster: str | None = None,     # 'slurm', 'pbs', 'sge' or 'lsf' (dask-jobqueue)
               cluster_opts: dict | None = None) -> Engine:
@@ -175,9 +193,11 @@ class Engine:
             cl = jobqueue_cluster(cluster, jobs, cluster_opts); client = Client(cl, set_as_default=False)
             what = f'{cluster} cluster of {jobs} batch job(s) via dask-jobqueue'
         else:
-            gpus = gpu_ids(devices)
+            gpus = gpu_groups(devices)
             cl = _local_cluster(jobs, gpus); client = Client(cl, set_as_default=False)
-            what = f"{len(gpus)} local worker(s), one per GPU {gpus}" if gpus else f"{max(1, jobs)} local worker process(es), 1 thread each"
+            what = (f"{len(gpus)} local worker(s), one per GPU {[g[0] for g in gpus]}" if gpus and all(len(g) == 1 for g in gpus) else
+                    f"{len(gpus)} local worker(s), one per GPU group {['+'.join(map(str, g)) for g in gpus]}" if gpus else
+                    f"{max(1, jobs)} local worker process(es), 1 thread each")
         eng = cls(client, cl, what)
         try: client.wait_for_workers(1, timeout=float(os.environ.get('DDNB_WORKER_WAIT', 600 if cluster else 120)))
         except (TimeoutError, OSError) as e:

@@ -148,7 +148,7 @@ def igds_sample(gen: DiTGenerator, y: torch.Tensor, gen_labels: torch.Tensor | N
         for k, c in enumerate(yb.tolist()): memory[c].append(z[k].flatten())
     return out
 
-@register_sampler('igds', 'IGDS (reconstruction)', reconstruction=True)
+@register_sampler('igds', 'IGDS (reconstruction)', reconstruction=True, shard='aligned')   # a class's context: its images of earlier batches
 def _igds(gen, y, gen_labels=None, seed=0, num_steps=50, guidance_scale=1.0, batch_size=256, real=None,
           classifier: nn.Module | None = None, guidance_batch: str = 'batched', **overrides):
     return igds_sample(gen, y, gen_labels, seed, num_steps, guidance_scale, batch_size, igds_config(**overrides), classifier,

@@ -4,18 +4,18 @@
 
 # %% ../nbs/03b_samplers.ipynb #c003
 from __future__ import annotations
-import contextlib, importlib, math
+import contextlib, copy, importlib, math, threading
 from dataclasses import dataclass
 from typing import Callable
 import torch
 from .core import progress, torch_generator
 from .generator import DiTGenerator
-from .ddim import _batches, sample_latents, initial_noise, decode_latents
+from .ddim import _batches, sample_latents, initial_noise, decode_latents, shard_scope, shard_index
 
 # %% auto #0
 __all__ = ['SAMPLERS', 'ddpm_scheduler', 'dit_respaced_timesteps', 'cfg_output', 'ddpm_std', 'ddpm_step', 'label_hook',
            'in_window', 'sample_generators', 'ddpm_sample', 'Sampler', 'register_sampler', 'get_sampler', 'generate',
-           'recorded_opts', 'bench_samplers']
+           'recorded_opts', 'shard_devices', 'class_chunks', 'shard_by_class', 'bench_samplers']
 
 # %% ../nbs/03b_samplers.ipynb #c005
 def ddpm_scheduler(gen: DiTGenerator, num_steps: int = 50) -> DDPMScheduler:
@@ -76,8 +76,8 @@ def in_window(t: int, window: tuple | None) -> bool:
     return window is None or window[0] <= t <= window[1]
 
 def sample_generators(seed: int, index: torch.Tensor, device='cpu') -> list:
-    "One generator per sample, seeded from (`seed`, the sample's index): step noise that does not depend on batching."
-    return [torch_generator(int(seed) * 1_000_003 + int(i) + 1, device) for i in index]
+    "One generator per sample, seeded from (`seed`, the sample's index — in the whole set inside a `shard_scope`): step noise that does not depend on batching."
+    return [torch_generator(int(seed) * 1_000_003 + int(i) + 1, device) for i in shard_index(index)]
 
 def ddpm_sample(gen: DiTGenerator, z: torch.Tensor, y: torch.Tensor, num_steps: int = 50, guidance_scale: float = 1.0,
                 guided_channels: int | None = None,  # DiT-style: 3 (official scripts); None: every ε channel
@@ -114,14 +114,16 @@ class Sampler:
     fn: Callable
     label: str
     reconstruction: bool = False
+    shard: str | None = 'class'   # how `generate` may split it over devices: 'class' (any whole-class split), 'aligned'
+                                  # (only at multiples of the batch size: batches carry state), None (one device only)
 
 SAMPLERS: dict = {}
 _SAMPLER_MODULES = ('ddnb.dmgd', 'ddnb.igds', 'ddnb.d3hr')   # modules that register more samplers when imported
 
-def register_sampler(name: str, label: str | None = None, reconstruction: bool = False):
+def register_sampler(name: str, label: str | None = None, reconstruction: bool = False, shard: str | None = 'class'):
     "Decorator: register `fn` as sampler `name`."
     def deco(fn):
-        SAMPLERS[name] = Sampler(name, fn, label or name, reconstruction)
+        SAMPLERS[name] = Sampler(name, fn, label or name, reconstruction, shard)
         return fn
     return deco
 
@@ -155,10 +157,26 @@ def generate(sampler: str, gen: DiTGenerator,
              gen_labels: torch.Tensor | None = None,  # the generator's label of each subset class
              seed: int = 0, num_steps: int = 50, guidance_scale: float = 1.0, batch_size: int = 256,
              real=None,                          # the world's train ImageSet (samplers that match real data)
+             devices: list | None = None,        # shard by class over these devices (default `shard_devices(gen)`: the generator's one)
              **opts) -> torch.Tensor:
     "Images in [0, 1] from the registered sampler `sampler` for classes `y`; on a device out of memory, retried at half the batch."
+    s = get_sampler(sampler)
+    devices = shard_devices(gen) if devices is None else [_device(d) for d in devices]
+    one = lambda g, yy: _generate_on(s.fn, sampler, g, yy, gen_labels, seed, num_steps, guidance_scale, batch_size, real, opts)
+    if len(devices) < 2: return one(gen, y)   # one device: the path it always was
+    why = ('it has no shard rule' if s.shard is None else
+           'an option is a model (each device would need its replica)' if any(isinstance(v, torch.nn.Module) for v in opts.values()) else None)
+    if why:
+        print(f"[ddnb] {sampler}: sampled on one device of {len(devices)} ({why}; see 03b_samplers, 'Several devices')", flush=True)
+        return one(gen, y)
+    noise = initial_noise(gen, len(y), seed)   # drawn once for the whole set, as on one device; each shard gets its rows
+    def chunk(g, idx):
+        with shard_scope(idx, noise[idx], seed): return one(g, y[idx])
+    return shard_by_class(chunk, y, devices, gen, align=batch_size, need_aligned=s.shard == 'aligned', what=sampler)
+
+def _generate_on(fn, sampler, gen, y, gen_labels, seed, num_steps, guidance_scale, batch_size, real, opts):
+    "`generate` on one device (the generator's)."
     from accelerate.utils import find_executable_batch_size
-    fn = get_sampler(sampler).fn
     def halve():
         nonlocal batch_size
         batch_size //= 2
@@ -172,6 +190,80 @@ def generate(sampler: str, gen: DiTGenerator,
 def recorded_opts(opts: dict | None) -> dict:
     "The options a distilled set records: the settings, not the objects passed along (prototypes, classifiers)."
     return {k: v for k, v in (opts or {}).items() if isinstance(v, (bool, int, float, str, list, tuple, type(None)))}
+
+# %% ../nbs/03b_samplers.ipynb #s001
+def _device(d) -> torch.device:
+    "A device with its index ('cuda' → the current CUDA device), so two names of one device compare equal."
+    d = torch.device(d)
+    return torch.device('cuda', torch.cuda.current_device()) if d.type == 'cuda' and d.index is None else d
+
+def shard_devices(model) -> list:
+    "The devices `model`'s sampling and inversion are sharded over: its `shard_devices` (set by the world), else its own one."
+    devs = getattr(model, 'shard_devices', None)
+    return [_device(d) for d in devs] if devs else [_device(next(model.parameters()).device)]
+
+def class_chunks(labels: torch.Tensor, n: int, align: int = 1) -> tuple:
+    """Positions 0…N−1 split into at most `n` chunks of whole classes, sizes balanced: (list of index tensors, aligned).
+    When every class is one run of positions, a chunk is a run and its cuts are class boundaries — those at multiples of
+    `align` (the batch size) when there are any, so each chunk's batches are the one-device batches (`aligned`)."""
+    labels = torch.as_tensor(labels).flatten()
+    N = len(labels)
+    if N == 0 or n < 2: return [torch.arange(N)], True
+    starts = [0] + ((labels[1:] != labels[:-1]).nonzero().flatten() + 1).tolist()
+    if len(starts) == len(set(labels.tolist())):          # class-major: cut at class boundaries
+        bounds = starts[1:]
+        aligned = [b for b in bounds if b % align == 0]
+        cand = aligned or bounds
+        cuts = []
+        for k in range(1, n):
+            if not cand: break
+            b = min(cand, key=lambda b: abs(b - k * N / n))
+            if (not cuts or b > cuts[-1]) and b < N: cuts.append(b)
+        edges = [0, *cuts, N]
+        return [torch.arange(a, b) for a, b in zip(edges, edges[1:])], bool(aligned) or not cuts
+    classes, out, acc = list(dict.fromkeys(labels.tolist())), [[]], 0   # classes interleaved: whole classes per chunk, batches differ
+    for c in classes:
+        cnt = int((labels == c).sum())
+        if acc >= N * len(out) / n and len(out) < n: out.append([])
+        out[-1].append(c); acc += cnt
+    return [torch.isin(labels, torch.tensor(cs)).nonzero().flatten() for cs in out], False
+
+def _put_back(parts: list, chunks: list, N: int):
+    "Rows of each chunk's output back at the chunk's positions (a tensor, or a tuple of them)."
+    if isinstance(parts[0], tuple): return tuple(_put_back([p[k] for p in parts], chunks, N) for k in range(len(parts[0])))
+    out = torch.empty(N, *parts[0].shape[1:], dtype=parts[0].dtype)
+    for idx, p in zip(chunks, parts): out[idx] = p.cpu()
+    return out
+
+def shard_by_class(fn,            # fn(model on a device, index of a chunk) -> rows for those positions (a tensor or a tuple of them)
+                   labels: torch.Tensor,   # the class of each position (an image; or a class, for per-class work)
+                   devices: list, model: torch.nn.Module,
+                   align: int = 1,         # prefer cuts at multiples of this (the batch size: then batches are the one-device batches)
+                   need_aligned: bool = False,   # fn's results depend on its batches: run on one device unless the cuts are aligned
+                   what: str = 'work') -> torch.Tensor | tuple:
+    """`fn` over whole-class chunks, one per device, each on its own replica of `model` in its own thread; the rows come
+    back in the original order (on the CPU). `model` itself serves the device it is on; the others get deep copies."""
+    devices = [_device(d) for d in devices]
+    chunks, aligned = class_chunks(labels, len(devices), align)
+    if len(chunks) < 2 or (need_aligned and not aligned):
+        if len(chunks) >= 2: print(f"[ddnb] {what}: on one device of {len(devices)} (no class boundary at a multiple of the batch size {align})", flush=True)
+        return _put_back([fn(model, torch.arange(len(labels)))], [torch.arange(len(labels))], len(labels))
+    home = _device(next(model.parameters()).device)
+    devs = devices[:len(chunks)]
+    replicas = [model if d == home and d not in devs[:i] else copy.deepcopy(model).to(d) for i, d in enumerate(devs)]
+    parts, errors = [None] * len(chunks), [None] * len(chunks)
+    def run(i):   # one thread per device, all started at once
+        try:
+            with torch.cuda.device(devs[i]) if devs[i].type == 'cuda' else contextlib.nullcontext():
+                parts[i] = fn(replicas[i], chunks[i])
+        except BaseException as e: errors[i] = e
+    threads = [threading.Thread(target=run, args=(i,), name=f'ddnb-shard-{i}-{devs[i]}') for i in range(len(chunks))]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    for i, e in enumerate(errors):
+        if e is not None: raise RuntimeError(f"{what}: the shard of classes {labels[chunks[i]].unique().tolist()[:5]}… on {devs[i]} failed: {e}") from e
+    return _put_back(parts, chunks, len(labels))
+
 
 # %% ../nbs/03b_samplers.ipynb #b001
 def bench_samplers(model: str = 'mini', samplers=('ddpm', 'dmgd-off', 'dmgd', 'dmgd-all-steps', 'igds'), num_classes: int = 4, ipc: int = 4,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05b_world.ipynb #c003
 from __future__ import annotations
-import json, os
+import copy, json, os
 from functools import cached_property
 from pathlib import Path
 import torch
@@ -14,7 +14,7 @@ from .data import ImageSet, ImageNetSubset, ShardedImageSet, write_class_shards,
 # %% auto #0
 __all__ = ['NEEDS', 'PAPER_INPUTS', 'TINY_MODEL', 'DIT_XL2', 'DIT_XL2_GFLOPS', 'parse_teacher_weights', 'teacher_weights_for',
            'cell_needs', 'PaperInputsMissing', 'world_classes', 'paper_input_problems', 'check_paper_inputs',
-           'paper_real', 'World', 'make_tiny_world', 'bench_generator']
+           'paper_real', 'world_devices', 'World', 'make_tiny_world', 'bench_generator']
 
 # %% ../nbs/05b_world.ipynb #c006
 NEEDS = ('data', 'generator', 'features', 'teacher')
@@ -119,11 +119,16 @@ def paper_real(cfg: Config, split: str, resolution: int, classes: list) -> Shard
     build = lambda d: write_class_shards(ds, d, 64, _loader_workers(len(ds)), desc=f'reading {split} images')
     return StageCache(cfg.cache_dir).load('real_images', key, build, lambda d: ShardedImageSet(d, fingerprint(key)), verbose=False)
 
+def world_devices(device: str, paper: bool, cuda_count: int) -> list | None:
+    "The devices a world shards sampling and inversion over: every visible GPU for the paper world on 'auto' when it sees several (a worker owning a GPU group), else None (its one device)."
+    return [f'cuda:{i}' for i in range(cuda_count)] if paper and device == 'auto' and cuda_count > 1 else None
+
 class World:
     "What a world supplies to an experiment: real data, the generator and its labels, φ, the teacher, students and recipes."
     def __init__(self, cfg: Config,
-                 needs=()):  # paper world: inputs checked now, all missing ones in one error (some of `NEEDS`)
-        self.cfg, self._real_features = cfg, {}
+                 needs=(),        # paper world: inputs checked now, all missing ones in one error (some of `NEEDS`)
+                 devices=None):   # shard sampling and inversion by class over these (['cuda:0', 'cuda:1']); default `world_devices`
+        self.cfg, self._real_features, self._devices = cfg, {}, list(devices) if devices else None
         if cfg.world == 'paper': check_paper_inputs(cfg, needs)
 
     @classmethod
@@ -137,8 +142,15 @@ class World:
     def name(self) -> str: return f"{self.cfg.world}/{self.cfg.dataset}"
     @cached_property
     def device(self) -> torch.device:
-        "The paper world's `cfg.device` ('auto': CUDA when present); the mini world stays on CPU unless a device is named."
+        "The paper world's `cfg.device` ('auto': CUDA when present); the mini world stays on CPU unless a device is named; the first of `devices` when they are given."
+        if self._devices: return torch.device(self._devices[0])
         return torch.device('cpu') if not self.is_paper and self.cfg.device == 'auto' else get_device(self.cfg.device)
+    @cached_property
+    def devices(self) -> list:
+        "Where the generator's sampling and inversion run, sharded by class when there are several (`generator.shard_devices`)."
+        if self._devices: return [torch.device(d) for d in self._devices]
+        auto = world_devices(self.cfg.device, self.is_paper, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        return [torch.device(d) for d in auto] if auto else [self.device]
     @cached_property
     def classes(self) -> list: return world_classes(self.cfg)
     @cached_property
@@ -164,6 +176,7 @@ class World:
         if not self.is_paper:
             from ddnb.pretrain import pretrained_mini_dit, pretrain_key
             gen, _ = pretrained_mini_dit(self.cfg)
+            if len(self.devices) > 1: gen = copy.deepcopy(gen).to(self.device); gen.shard_devices = self.devices   # not the shared pretrained object
             return gen, pretrain_key(self.cfg, self.train)
         from ddnb.generator import load_generator
         check_paper_inputs(self.cfg, ('generator',))
@@ -175,6 +188,7 @@ class World:
         if self.device.type == 'cuda':   # bf16 DiT forwards and TF32 matmuls on a GPU; the CPU path stays fp32 (tolerance in 02_generator)
             gen.autocast = torch.bfloat16
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        if len(self.devices) > 1: gen.shard_devices = self.devices   # `generate`, `class_statistics`, `d3hr_distill` shard by class
         return gen, key
     @property
     def generator(self):
@@ -256,6 +270,7 @@ class World:
         "What a result file records about the world it was produced in."
         d = {'world': self.cfg.world, 'dataset': self.cfg.dataset, 'num_classes': len(self.classes), 'classes': self.classes,
              'image_shape': list(self.image_shape), 'device': str(self.device)}
+        if len(self.devices) > 1: d['devices'] = [str(x) for x in self.devices]
         if self.is_paper: d.update(data_root=self.cfg.data_root, model_dir=self.cfg.model_dir, feature_model=self.cfg.feature_model,
                                    teacher_arch=self.cfg.teacher_arch, class_limit=self.cfg.class_limit, max_per_class=self.cfg.max_per_class,
                                    teacher=self.teacher_identity)   # which teacher this dataset's soft labels came from
