@@ -11,7 +11,7 @@ unexport PYTHONDONTWRITEBYTECODE
 NUMERIC_NBS = nbs/03_ddim.ipynb nbs/03b_samplers.ipynb nbs/06_finetune.ipynb nbs/07_d3hr.ipynb nbs/07b_dmgd.ipynb nbs/07c_igds.ipynb nbs/08_s3.ipynb nbs/11_students.ipynb nbs/12_evaluate.ipynb nbs/13_batched.ipynb
 LINUX_X86 = ; platform_system == "Linux" and platform_machine == "x86_64"
 
-.PHONY: reproduce test install lock faults test-slurm gpu-check
+.PHONY: reproduce test install lock faults test-slurm gpu-check docs docs-serve
 
 install: $(STAMP)
 
@@ -41,6 +41,15 @@ test: $(STAMP)
 	@echo "== pytest (end-to-end), two workers, one thread each: xdist group a (paper-tiny grid, fault battery) beside group b (smoke grid and the rest)"
 	OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/pytest -q -n 2 --dist loadgroup --durations=10 -p no:cacheprovider nbs/tests
 	rm -rf .test-tmp
+
+# The docs site, offline (docs/build.py: Sphinx + myst-nb, no Quarto): every lesson notebook executed as nbdev_test runs
+# it (two at a time, one thread each; executions cached in .docs-build/ by notebook and ddnb/*.py), the reports of
+# reports/*/, the API reference -> _docs/ (open _docs/index.html, or make docs-serve: http://127.0.0.1:8000)
+docs: $(STAMP)
+	OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/python docs/build.py --jobs 2 --out _docs
+
+docs-serve:
+	$(BIN)/python -m http.server --bind 127.0.0.1 --directory _docs 8000
 
 # Local vs Slurm: the smoke profile run locally and through a one-node Slurm started here (root, Debian: apt-get);
 # the top1 of every row must match. Folders under .test-tmp/slurm/; Slurm is stopped at the end (scripts/)
