@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_cli.ipynb #c002
 from __future__ import annotations
-import argparse, sys
+import argparse, os, sys
 from .runner import run_grid, GridInterrupted
 from .reproduce import write_reports, freeze_reference
 from .grid import PROFILES
@@ -236,7 +236,9 @@ def main(argv=None) -> int:
         except OSError as e: return _error('reference', e)
     if a.command == 'artefacts':
         if (bad := unknown_artefacts(a.keys)): return _error('artefacts', bad)
-        print(list_artefacts(a.keys)); return 0
+        try: print(list_artefacts(a.keys), flush=True)
+        except BrokenPipeError: sys.stdout = open(os.devnull, 'w')   # `ddnb artefacts | head`: the reader left, nothing to say
+        return 0
     if a.command == 'check':
         from ddnb.faults import run_battery, SCENARIOS
         bad = sorted(set(a.scenarios or []) - set(SCENARIOS))

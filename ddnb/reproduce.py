@@ -427,6 +427,11 @@ def samplers_section(results: dict, out: Path) -> str:
             'posterior variance), guidance scale of the cell.', '']
     return '\n'.join(head + md) if md else ''
 
+def _failure_error(f: Path) -> str:
+    "A failure record's error for the report (a damaged record says so instead of stopping the report)."
+    try: return str(load_json(f)['error'])[:300]
+    except (OSError, ValueError, KeyError, TypeError) as e: return f'(its failure record {f.name} is unreadable: {type(e).__name__})'
+
 def write_reports(profile: str, reports_dir='reports') -> Path:
     "Rebuild `reports/<profile>/README.md` from the result files and list failed cells."
     out, results = profile_dir(profile, reports_dir), load_results(profile, reports_dir)
@@ -446,7 +451,7 @@ def write_reports(profile: str, reports_dir='reports') -> Path:
     md.append(samplers_section(results, out))
     md.append(time_section(profile, out))
     if fails:
-        md += ['## Failed cells', '', *[f"- `{f.stem}`: {load_json(f)['error'][:300]}" for f in fails], '']
+        md += ['## Failed cells', '', *[f"- `{f.stem}`: {_failure_error(f)}" for f in fails], '']
     with atomic_write(out/'README.md', 'w') as f: f.write('\n'.join(md))
     return out/'README.md'
 
@@ -469,7 +474,7 @@ def _write_artefact_reports(profile: str, out: Path, results: dict, fails: list)
         md += [f'## {paper}' + (' (reconstruction: no paper numbers)' if paper == 'IGDS' else ''), '']
         md += [artefact_section(a, results, out) for a in ARTEFACTS.values() if a.paper == paper]
     md.append(time_section(profile, out))
-    if fails: md += ['## Failed cells', '', *[f"- `{f.stem}`: {load_json(f)['error'][:300]}" for f in fails], '']
+    if fails: md += ['## Failed cells', '', *[f"- `{f.stem}`: {_failure_error(f)}" for f in fails], '']
     with atomic_write(out/'README.md', 'w') as f: f.write('\n'.join(md))
     return out/'README.md'
 

@@ -86,10 +86,10 @@ def paper_input_problems(cfg: Config, needs=NEEDS) -> list:
                     out.append(f"{md/sub}/config.json is missing: model_dir must be a diffusers folder of DiT-XL/2 with {sub}/ "
                                "(`huggingface-cli download facebook/DiT-XL-2-256 --local-dir DIR`)")
     for need, path, opt, what in (('features', cfg.feature_weights, '--feature-weights', f"the state dict of timm.create_model('{cfg.feature_model}', pretrained=True)"),
-                                  ('teacher', teacher_weights_for(cfg.teacher_weights, cfg.dataset), f'--teacher-weights {cfg.dataset}=FILE (or a FILE for all datasets)', f"the {cfg.teacher_arch} teacher's state dict (torchvision IMAGENET1K_V1 "
+                                  ('teacher', teacher_weights_for(cfg.teacher_weights, cfg.dataset), f'--teacher-weights {cfg.dataset}=FILE (or one FILE for every dataset)', f"the {cfg.teacher_arch} teacher's state dict (torchvision IMAGENET1K_V1 "
                                    "for ImageNet-1K, RDED's pretrain_models/<subset>_resnet18 for the 10- and 100-class subsets)")):
         if need not in needs: continue
-        if not path: out.append(f"{need[:-1] if need == 'features' else need} weights are not set: pass {opt} FILE, {what}, saved on a machine with internet")
+        if not path: out.append(f"{need[:-1] if need == 'features' else need} weights are not set: pass {opt if need == 'teacher' else opt + ' FILE'}; FILE is {what}, saved on a machine with internet")
         elif not Path(path).expanduser().is_file(): out.append(f"{Path(path).expanduser()} does not exist: it should hold {what}")
     return out
 
