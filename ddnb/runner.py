@@ -50,8 +50,14 @@ def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_nam
         if unknown: raise ValueError(f"cell {cell.name!r}: parameter(s) {unknown} are not declared by {cell.notebook} (it declares {sorted(declared)})")
         check_parameters(cell.notebook, cell.params)   # a value of the wrong type, named, before a kernel starts
         result.unlink(missing_ok=True)   # only the notebook of this run may write it
-        pm.execute_notebook(str(experiments_dir()/cell.notebook), str(tmp), parameters=params, kernel_name=kernel_name,
-                            progress_bar=False, cwd=str(out.resolve()), stderr_file=sys.stderr)
+        for attempt in range(3):   # a kernel that dies while starting (its ZMQ ports taken meanwhile by another process) gets new ones
+            try:
+                pm.execute_notebook(str(experiments_dir()/cell.notebook), str(tmp), parameters=params, kernel_name=kernel_name,
+                                    progress_bar=False, cwd=str(out.resolve()), stderr_file=sys.stderr)
+                break
+            except RuntimeError as e:
+                if 'Kernel died before replying to kernel_info' not in str(e) or attempt == 2: raise
+                print(f"[ddnb] {cell.name}: its kernel died while starting ({e}); starting another", file=sys.stderr, flush=True)
         if not result.exists(): raise RuntimeError(f"notebook {cell.notebook} finished without writing {result}")
         problem = result_problem(result)
         if problem: raise RuntimeError(f"notebook {cell.notebook} wrote a bad result file: {problem}")
