@@ -12,7 +12,7 @@ from .data import reference_dir, SUBSETS
 # %% auto #0
 __all__ = ['PAPER_STUDENTS', 'UNREADABLE', 'BASELINE_METHODS', 'IMS3_RECIPES', 'D3HR_RECIPES', 'D3HR_CELL', 'ARTEFACTS',
            'row_name', 'variant_for', 'paper_values', 'Artefact', 'get_artefacts', 'artefact_cells', 'measured_rows',
-           'artefact_table', 'artefact_section']
+           'artefact_table', 'protocol_line', 'artefact_section']
 
 # %% ../nbs/13a_artefacts.ipynb #c006
 PAPER_STUDENTS = {'ConvNet-6': 'convnet', 'ResNetAP-10': 'resnetap10', 'ResNet-18': 'resnet18', 'ResNet-50': 'timm:resnet50',
@@ -326,6 +326,41 @@ def _runtime_rows(a: Artefact, results: dict) -> list:
                          'sampling min (paper)': paper.get((r['method'], 'stage=sampling'), '—'), 'sampling min (ddnb)': f"{by_ipc[str(ipc)]:.3g}"})
     return rows
 
+def _normalisation(net: str) -> str:
+    "How a student network normalises: BatchNorm (running statistics that training moves) or not."
+    if net.startswith('timm:'): return 'BatchNorm'
+    from ddnb.students import has_running_stats
+    try: return 'BatchNorm' if has_running_stats(net) else 'no BatchNorm'
+    except Exception: return 'normalisation not known'
+
+def _teacher_words(t) -> str:
+    if not t: return 'not recorded'
+    return (f"`{Path(str(t.get('file', '?'))).name}` ({t.get('arch', '?')}, sha256 {str(t.get('sha256', '?'))[:12]}, "
+            f"{'its own' if t.get('per_dataset') else 'one file for every dataset'})")
+
+def protocol_line(used: list, results: dict) -> str:
+    """What else stands behind an artefact's numbers, in one line: the preset of each method that has one, the network each
+    student label trains with its normalisation, and the soft-label teacher of each dataset (from the result files)."""
+    from ddnb.evaluate import get_recipe
+    presets = {}
+    for m in used:
+        if m.get('preset'): presets.setdefault(m['preset'], set()).add(m['method'])
+    nets = {}
+    for m in used:
+        try: net = get_recipe(_base_recipe(m['recipe'])).student_map.get(m['student'], m['student'])
+        except (KeyError, ValueError): net = m['student']
+        nets.setdefault(m['student'], {}).setdefault(net, set()).add(_base_recipe(m['recipe']))
+    teachers = {}
+    for m in used:
+        try: soft = get_recipe(_base_recipe(m['recipe'])).label_mode == 'soft'
+        except (KeyError, ValueError): soft = m.get('label_mode') == 'soft'
+        if soft: teachers[m['dataset']] = (results.get(m['cell'], {}).get('world_info') or {}).get('teacher')
+    said = ['presets: ' + ('; '.join(f"`{p}` ({', '.join(sorted(ms))})" for p, ms in sorted(presets.items())) if presets else "ddnb's defaults")]
+    said.append('students: ' + '; '.join(f"`{s}` trains " + ', '.join(f"`{n}` ({_normalisation(n)}" + (f"; {', '.join(sorted(rs))})" if len(ns) > 1 else ')')
+                                                               for n, rs in sorted(ns.items())) for s, ns in sorted(nets.items())))
+    if teachers: said.append('soft-label teacher: ' + '; '.join(f"{d}: {_teacher_words(t)}" for d, t in sorted(teachers.items())))
+    return 'Protocol — ' + '; '.join(said) + '.'
+
 def artefact_section(a: Artefact, results: dict, out: Path) -> str:
     "The markdown section of one artefact (figures written under `out/figures/artefacts/`)."
     from ddnb.reproduce import markdown_table, accuracy_rule, seed_spread
@@ -352,7 +387,8 @@ def artefact_section(a: Artefact, results: dict, out: Path) -> str:
     if used:
         seeds = sorted({s for m in used for s in m.get('seeds', [])})
         md += [f"ddnb: recipes {', '.join(f'`{r}`' for r in sorted({m['recipe'] for m in used}))}; seeds {seeds}; cells "
-               f"{', '.join(f'`{c}`' for c in sorted({m['cell'] for m in used}))}; {accuracy_rule(used)}; {seed_spread(used)}.", '']
+               f"{', '.join(f'`{c}`' for c in sorted({m['cell'] for m in used}))}; {accuracy_rule(used)}; {seed_spread(used)}.",
+               protocol_line(used, results), '']
     elif any(not r['reason'] for r in a.rows()): md += ['ddnb: no result yet — its cells have not run in this profile.', '']
     for why, names in reasons.items(): md.append(f"- {', '.join(sorted(names))}: {why}")
     for why, n in unreadable.items(): md.append(f"- {n} paper rows skipped: {why}")
