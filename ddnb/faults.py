@@ -94,7 +94,7 @@ def fault_kill(b: Battery):
         st = _run_killed(reports, cache, b.cells, target, delay)
         interrupted = [c for c, s in st['states'].items() if s == 'running']
         p = ddnb_cmd(grid_args(reports, cache, b.cells))
-        plan = {l.split()[0]: l for l in p.stdout.splitlines() if l.startswith('  ')}
+        plan = _plan_lines(p.stdout)
         leftovers = [q.name for q in (reports/PROFILE/'notebooks').glob('.*.tmp-*')] + [q.name for q in cache.rglob('.*.tmp-*')]
         b.add(f'kill -9 {delay:.1f} s into {target} (interrupted: {", ".join(interrupted) or "none, it had finished"})',
               detected=st['killed'] and all('interrupted' in plan.get(c, '') for c in interrupted),
@@ -198,8 +198,11 @@ def fault_umask(b: Battery):
           note=f'{len(private)} private' + (f': {[str(p) for p in private[:3]]}' if private else ''))
 
 def _plan_lines(stdout: str) -> dict:
-    "The plan's line of each cell (indented, cell name first) in a run's output."
-    return {l.split()[0]: l for l in stdout.splitlines() if l.startswith('  ') and l.split()}
+    "The plan's line of each cell in a run's output: the first indented line naming it (the work-per-cell lines that follow name it too)."
+    out = {}
+    for l in stdout.splitlines():
+        if l.startswith('  ') and l.split(): out.setdefault(l.split()[0], l)
+    return out
 
 def fault_code(b: Battery):
     "A `raise` added to a cached stage's build code (in a copy of the package, on PYTHONPATH): the plan names the file, the new code runs."
