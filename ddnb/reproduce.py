@@ -73,10 +73,14 @@ def load_results(profile: str, reports_dir='reports') -> dict:
         print(f"[ddnb] bad result file set aside to {bad}: {problem}", file=sys.stderr)
     return out
 
+def _cell(v) -> str:
+    "A value as a table cell: `|` escaped (else GFM splits the cell there, and the table stops rendering), one line."
+    return str(v).replace('|', '\\|').replace('\n', ' ')
+
 def markdown_table(rows: list, columns: list) -> str:
-    "A GitHub markdown table of dict rows."
-    lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
-    lines += ['| ' + ' | '.join(str(r.get(c, '')) for c in columns) + ' |' for r in rows]
+    "A GitHub markdown table of dict rows (`|` in headers and cells escaped)."
+    lines = ['| ' + ' | '.join(map(_cell, columns)) + ' |', '|' + '---|' * len(columns)]
+    lines += ['| ' + ' | '.join(_cell(r.get(c, '')) for c in columns) + ' |' for r in rows]
     return '\n'.join(lines)
 
 def foundation_section(res: dict) -> str:
