@@ -16,7 +16,8 @@ __all__ = ['WORLDS', 'DATASETS', 'MIN_FREE_BYTES', 'HASHED_BYTES', 'check_fields
            'Config', 'seed_everything', 'torch_generator', 'get_device', 'count_parameters', 'share_mode',
            'make_temp_dir', 'replace_dir', 'writable_dir', 'exclusive_lock', 'WriteError', 'free_bytes',
            'disk_full_error', 'check_free_space', 'atomic_write', 'save_json', 'load_json', 'fingerprint',
-           'file_sha256', 'module_closure', 'code_version_of', 'build_code', 'StageCache', 'progress']
+           'file_sha256', 'ddnb_imports_in', 'module_closure', 'code_version_of', 'build_code', 'StageCache',
+           'progress']
 
 # %% ../nbs/00_core.ipynb #c006b
 _TYPES = {'int': (int,), 'float': (int, float), 'str': (str,), 'bool': (bool,)}
@@ -323,10 +324,10 @@ def _module_file(name: str) -> Path:
     import ddnb
     return Path(ddnb.__file__).parent/f'{name}.py'
 
-def _ddnb_imports(name: str) -> set:
-    "The `ddnb` modules `ddnb/<name>.py` imports (top level or inside functions)."
-    tree, out = ast.parse(_module_file(name).read_text()), set()
-    for node in ast.walk(tree):
+def ddnb_imports_in(source: str) -> set:
+    "The `ddnb` modules a piece of Python source imports (top level or inside functions; `from .x` counts as `ddnb.x`)."
+    out = set()
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom):
             mod = node.module or ''
             if node.level == 1: out |= {mod.split('.')[0]} if mod else {a.name for a in node.names}
@@ -335,6 +336,10 @@ def _ddnb_imports(name: str) -> set:
         elif isinstance(node, ast.Import):
             out |= {a.name.split('.')[1] for a in node.names if a.name.startswith('ddnb.')}
     return {m for m in out if _module_file(m).is_file()}
+
+def _ddnb_imports(name: str) -> set:
+    "The `ddnb` modules `ddnb/<name>.py` imports."
+    return ddnb_imports_in(_module_file(name).read_text())
 
 def module_closure(*names: str) -> list:
     "Sorted names of the `ddnb` modules `names` import, directly or through each other, themselves included."

@@ -72,14 +72,18 @@ __all__ = ['PROFILE', 'FAULT_CELLS', 'DDNB', 'SCENARIOS', 'ddnb_cmd', 'grid_args
            'fault_umask', 'fault_code', 'fault_sigterm', 'fault_outputs', 'fault_journal', 'run_battery']
 
 # %% ../nbs/16_faults.ipynb #c005
-def _run_killed(reports, cache, cells, target: str, delay: float) -> dict:
-    "Start a forced grid run, kill -9 its whole process group `delay` s after cell `target` starts; returns the journal states left."
+def _forced_run_inside(reports, cache, cells, target: str, **popen) -> tuple:
+    "Start a forced grid run (the `ddnb` command, in a session of its own); return (process, journal) once cell `target` has started, or the run ended."
     e = {**os.environ, 'OMP_NUM_THREADS': '1', 'DDNB_PROGRESS': '0'}
-    p = subprocess.Popen([*DDNB, *map(str, grid_args(reports, cache, cells, '--force'))],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=e, start_new_session=True)
+    p = subprocess.Popen([*DDNB, *map(str, grid_args(reports, cache, cells, '--force'))], env=e, start_new_session=True, **popen)
     j, t0 = Journal(cache, Path(reports)/PROFILE), time.time()
     old = (j.get(target) or {}).get('started')
     while p.poll() is None and (j.get(target) or {}).get('started') in (None, old) and time.time() - t0 < 600: time.sleep(0.2)
+    return p, j
+
+def _run_killed(reports, cache, cells, target: str, delay: float) -> dict:
+    "Start a forced grid run, kill -9 its whole process group `delay` s after cell `target` starts; returns the journal states left."
+    p, j = _forced_run_inside(reports, cache, cells, target, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(delay)
     killed = p.poll() is None
     if killed: os.killpg(p.pid, signal.SIGKILL)
@@ -228,12 +232,7 @@ def fault_sigterm(b: Battery):
     import psutil
     reports, cache = b.copy('sigterm')
     target = b.cells[0]
-    e = {**os.environ, 'OMP_NUM_THREADS': '1', 'DDNB_PROGRESS': '0'}
-    p = subprocess.Popen([*DDNB, *map(str, grid_args(reports, cache, b.cells, '--force'))], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=e, start_new_session=True)
-    j, t0 = Journal(cache, Path(reports)/PROFILE), time.time()
-    old = (j.get(target) or {}).get('started')
-    while p.poll() is None and (j.get(target) or {}).get('started') in (None, old) and time.time() - t0 < 600: time.sleep(0.2)
+    p, j = _forced_run_inside(reports, cache, b.cells, target, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(b.rng.uniform(1, 3))
     kids = psutil.Process(p.pid).children(recursive=True) if p.poll() is None else []
     p.send_signal(signal.SIGTERM)

@@ -4,11 +4,11 @@
 
 # %% ../nbs/14_grid.ipynb #c003
 from __future__ import annotations
-import hashlib, json, math, os, platform, re, shutil, sys, tempfile, time
+import hashlib, json, math, os, platform, shutil, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import (atomic_write, save_json, load_json, progress, default_cache_dir, fingerprint, file_sha256,
-                       writable_dir, exclusive_lock, share_mode, StageCache, module_closure, _module_file)
+                       writable_dir, exclusive_lock, share_mode, StageCache, module_closure, _module_file, ddnb_imports_in)
 
 # %% auto #0
 __all__ = ['PROFILES', 'BASELINES', 'KEY_FREE', 'PATH_PARAMS', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies',
@@ -277,8 +277,9 @@ def notebook_code(notebook) -> dict:
     """The code an experiment notebook's cell runs: a hash of its code cells, and one hash per `ddnb` source file in the
     closure of the modules it imports (`{'ddnb/world.py': …}`), so a changed key can name the file that changed."""
     if not Path(notebook).exists(): return {'notebook_code': 'missing-notebook', 'code': {}}   # the cell then fails when it runs, and is recorded
-    cells = _code_cells(notebook)
-    mods = sorted({m for s in cells for m in re.findall(r'(?:from|import)\s+ddnb\.(\w+)', s)})
+    from IPython.core.inputtransformer2 import TransformerManager   # magics (`%matplotlib`) as Python, for the parser
+    cells, tm = _code_cells(notebook), TransformerManager()
+    mods = sorted(set().union(*(ddnb_imports_in(tm.transform_cell(s)) for s in cells)))
     return {'notebook_code': fingerprint(cells), 'code': {f'ddnb/{m}.py': _source_hash(_module_file(m)) for m in module_closure(*mods)}}
 
 def input_identity(path) -> dict | None:

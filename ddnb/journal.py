@@ -52,10 +52,9 @@ class Journal:
         if self._known is None:
             self._known = {}
             for p in self.dir.glob('*.json'):
-                try: rec = json.loads(p.read_text())
-                except (OSError, ValueError): continue
-                if isinstance(rec, dict) and rec.get('state') == 'done' and isinstance(rec.get('outputs'), dict):
-                    for k, v in rec['outputs'].items(): self._known.setdefault(k, set()).add(v)
+                rec = self.get(p.stem)   # validated (`record_problem`): a done record's outputs map paths to sha256s
+                if rec and rec['state'] == 'done':
+                    for k, v in rec.get('outputs', {}).items(): self._known.setdefault(k, set()).add(v)
         return self._known
 
     def verdict(self, name: str, key: str, result: Path,

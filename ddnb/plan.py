@@ -37,9 +37,9 @@ def cell_work(cell: GridCell) -> list | None:
     """The work of a cell as keyed items — DiT forwards of each stage (inversion, fine-tune) and each distilled set,
     student image-epochs of each evaluation — so that work two cells share is counted once (`dedup_work`)."""
     if cell.notebook not in ('baselines.ipynb', 'ims3.ipynb', 'd3hr.ipynb'): return None
-    import ast
-    from ddnb.grid import declared_parameters
-    defaults = {k: ast.literal_eval(v['default']) for k, v in declared_parameters(cell.notebook).items() if k in ('recipes', 'ipcs', 'seeds', 'num_steps', 'method', 'variants')}
+    from ddnb.grid import notebook_defaults, _NO_LITERAL
+    defaults = {k: v for k, v in notebook_defaults(cell.notebook).items() if k in ('recipes', 'ipcs', 'seeds', 'num_steps', 'method', 'variants')}
+    if any(v is _NO_LITERAL for v in defaults.values()): raise ValueError(f"{cell.notebook}: a default the plan counts with is not a literal")
     p = {**defaults, **cell.params}                       # what the notebook runs with: its own defaults where the cell says nothing
     from ddnb.data import class_list, load_digits_split
     from ddnb.evaluate import get_recipe

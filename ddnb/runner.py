@@ -183,9 +183,10 @@ def _interrupted(e: GridInterrupted, journal: Journal, names: list, engine: Engi
     "Stop the children, record the cells left running as interrupted, close the engine; the caller's lock is released after."
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP): signal.signal(s, signal.SIG_IGN)   # a second Ctrl-C must not cut the clean-up short
     n = e.stopped + stop_children()
-    cut = [c for c in names if (journal.get(c) or {}).get('state') == 'running']
-    for c in cut: journal.record(c, 'interrupted', **{k: v for k, v in journal.get(c).items() if k in ('key', 'started', 'worker', 'host')},
-                                 signal=e.signame, finished=_now())
+    running = {c: rec for c in names if (rec := journal.get(c)) and rec['state'] == 'running'}
+    for c, rec in running.items(): journal.record(c, 'interrupted', **{k: v for k, v in rec.items() if k in ('key', 'started', 'worker', 'host')},
+                                                  signal=e.signame, finished=_now())
+    cut = list(running)
     if engine is not None:
         with contextlib.suppress(Exception): engine.close()
     print(f"[ddnb] interrupted by {e.signame}: {len(cut)} cell(s) cut short ({', '.join(cut) or 'none'}), {n} worker and kernel "
