@@ -38,6 +38,7 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/nbdev_test --n_workers 2 --timing
 	@echo "== nbdev_test of the numerics notebooks on ATen's baseline CPU kernels (as another CPU would pick)"
 	printf '%s\n' $(NUMERIC_NBS) | xargs -P 2 -I{} sh -c 'ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/nbdev_test --path {} --do_print || { echo "FAILED on baseline kernels: {}"; exit 1; }'
+	@sh scripts/need_chromium.sh
 	@echo "== pytest (end-to-end), two workers, one thread each: xdist group a (paper-tiny grid, fault battery) beside group b (smoke grid and the rest)"
 	OMP_NUM_THREADS=1 DDNB_PROGRESS=0 $(BIN)/pytest -q -n 2 --dist loadgroup --durations=10 -p no:cacheprovider nbs/tests
 	rm -rf .test-tmp
