@@ -12,16 +12,20 @@ from .core import (atomic_write, save_json, load_json, progress, default_cache_d
 
 # %% auto #0
 __all__ = ['PROFILES', 'BASELINES', 'KEY_FREE', 'PATH_PARAMS', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies',
-           'ims3_studies', 'sampler_studies', 'declared_parameters', 'grid_for', 'notebook_defaults',
+           'ims3_studies', 'sampler_studies', 'keep_variants', 'declared_parameters', 'grid_for', 'notebook_defaults',
            'parameter_problem', 'check_parameters', 'check_cells', 'profile_dir', 'select_cells', 'world_inputs',
            'missing_inputs', 'notebook_code', 'input_identity', 'cell_key_parts', 'cell_key']
 
 # %% ../nbs/14_grid.ipynb #c006
+_MINI = dict(world='mini', pretrain_steps=5000, gate_n_per_class=100, recon_n=540, num_steps=50, seeds=[0, 1, 2, 3, 4], m=10000,
+             finetune_epochs=8, student_batch=16, workers=1, jobs=2)   # the mini world's foundation and protocol, shared by both mini profiles
+
 PROFILES = {
-    'mini': dict(world='mini', pretrain_steps=5000, gate_n_per_class=100, recon_n=540, num_steps=50,
-                 ipcs=[1, 2, 5, 10], seeds=[0, 1, 2, 3, 4], d3hr_studies=['main', 'losses', 'steps', 'm', 'variance'], m=10000,
-                 finetune_epochs=8, ims3_studies=['table4', 'alpha-beta', 'k', 'g', 'lambda', 'loss', 'features', 'centroids'],
-                 sampler_studies=['dmgd-main', 'dmgd-ablation', 'igds-main', 'igds-beta'], student_batch=16, workers=1, jobs=2),
+    'mini': dict(_MINI, ipcs=[1, 10], d3hr_studies=['main'], ims3_studies=['table4'], sampler_studies=['dmgd-main', 'igds-main'],
+                 study_variants={'dmgd-main': ['DDPM', 'DMGD'], 'igds-main': ['DDPM', 'IGDS']}),   # the first run: every method, IPC 1 and 10
+    'mini-full': dict(_MINI, ipcs=[1, 2, 5, 10], d3hr_studies=['main', 'losses', 'steps', 'm', 'variance'],
+                      ims3_studies=['table4', 'alpha-beta', 'k', 'g', 'lambda', 'loss', 'features', 'centroids'],
+                      sampler_studies=['dmgd-main', 'dmgd-ablation', 'igds-main', 'igds-beta']),   # every study and ablation
     'smoke': dict(world='mini', pretrain_steps=40, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2,
                   gate_n_per_class=4, recon_n=20, num_steps=10, ipcs=[1, 2], seeds=[0, 1], epochs=2, d3hr_studies=['main'], m=100, to_step=6,
                   finetune_epochs=1, ims3_studies=['table4', 'alpha-beta', 'centroids'], student_batch=4, workers=1, jobs=2),
@@ -38,7 +42,7 @@ BASELINES = ('Random', 'Herding', 'K-Center', 'DiT', 'DiT+CFG', 'Full')
 
 _ARTEFACT_BUDGET = ('seeds', 'epochs', 'input_size', 'ipc_cap', 'merge', 'sweep_points')   # what artefact_cells reads from a paper profile
 
-_PROFILE_ONLY = ('artefacts', 'tiny_world', 'ipc_cap', 'merge', 'sweep_points', 'd3hr_studies', 'ims3_studies', 'sampler_studies', 'jobs')   # never notebook parameters
+_PROFILE_ONLY = ('artefacts', 'tiny_world', 'ipc_cap', 'merge', 'sweep_points', 'd3hr_studies', 'ims3_studies', 'sampler_studies', 'study_variants', 'jobs')   # never notebook parameters
 
 def profile_params(profile: str) -> dict:
     "The parameter overrides of a named profile."
@@ -124,6 +128,19 @@ def sampler_studies(p: dict) -> dict:
         'igds-beta': ([v('DDPM', ddpm), *[v(f'β0={b:g}', igds(beta0=b), 'DDPM') for b in (0, 0.25, 1, 4, 16)]], ends, hard),
     }
 
+def keep_variants(studies: dict, keep: dict,   # study name → the variant names a profile keeps (studies not named keep all)
+                  profile: str = '') -> dict:
+    "The studies with only the variants `keep` names, in the study's order; a name the study lacks is an error listing its variants."
+    out = dict(studies)
+    for name, names in keep.items():
+        if name not in studies: continue
+        variants, ipcs, recipes = studies[name]
+        known = [v['name'] for v in variants]
+        if missing := [n for n in names if n not in known]:
+            raise KeyError(f"profile {profile!r}: study {name!r} has no variant(s) {missing}; its variants: {known}")
+        out[name] = ([v for v in variants if v['name'] in names], ipcs, recipes)
+    return out
+
 def declared_parameters(notebook: str) -> dict:
     "The parameters an experiment notebook declares in its `parameters` cell: name → papermill's description."
     import papermill as pm
@@ -136,8 +153,8 @@ def grid_for(profile: str,
     p = profile_params(profile)
     if p.get('artefacts'): return check_cells(_artefact_grid(p, artefacts, inputs or {}))
     if artefacts: raise ValueError(f"profile {profile!r} has no paper artefacts ({artefacts}): use --profile paper or paper-tiny")
-    base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'ims3_studies', 'sampler_studies', 'm', 'to_step', 'finetune_epochs', 'jobs')}
-    d3hr, ims3 = d3hr_studies(p), {**ims3_studies(p), **sampler_studies(p)}
+    base = {k: v for k, v in p.items() if k not in ('d3hr_studies', 'ims3_studies', 'sampler_studies', 'study_variants', 'm', 'to_step', 'finetune_epochs', 'jobs')}
+    d3hr, ims3 = (keep_variants(s, p.get('study_variants', {}), profile) for s in (d3hr_studies(p), {**ims3_studies(p), **sampler_studies(p)}))
     cells = _grid_cells(p, base, d3hr, ims3)
     declared = {nb: set(declared_parameters(nb)) for nb in dict.fromkeys(c.notebook for c in cells)}
     unused = set(base) - set().union(*declared.values())
