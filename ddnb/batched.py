@@ -14,12 +14,12 @@ from .core import fingerprint, seed_everything, torch_generator, progress
 from .data import ImageSet
 from .distilled import DistilledSet
 from .students import build_student
-from .evaluate import Recipe, Normalized, result_row, _train_batch, _augmented, _mixed, _resize, _prep, _normalize, _optimizer, _scheduler
+from .evaluate import Recipe, Normalized, get_recipe, train_student, evaluate_one, result_row, _train_batch, _augmented, _mixed, _resize, _prep, _normalize, _optimizer, _scheduler
 from .evaluate import _load_checkpoint, _save_checkpoint, _rng_states, _set_rng_states
 
 # %% auto #0
 __all__ = ['BATCHED_CHECKPOINT_FILE', 'CPU_BATCH_MAX_STEP', 'StackedStudents', 'top1_batched', 'train_students_batched',
-           'evaluate_batch', 'evaluate_group', 'step_images', 'batch_groups', 'bench_batched']
+           'evaluate_batch', 'evaluate_group', 'step_images', 'batch_groups', 'run_evaluations', 'bench_batched']
 
 # %% ../nbs/13_batched.ipynb #c006
 def _check_compatible(sets: list):
@@ -165,7 +165,6 @@ def evaluate_group(tasks: list,  # (DistilledSet, Recipe, seed) triples that `ba
                    ) -> list:
     "Rows of a group of compatible tasks, trained as one computation; on a device out of memory, again in chunks of half the size."
     from accelerate.utils import find_executable_batch_size
-    from ddnb.evaluate import evaluate_one
     k = len(tasks)
     def halve():
         nonlocal k
@@ -199,11 +198,57 @@ def batch_groups(tasks: list, max_k: int,
         groups.setdefault((json.dumps(r.to_dict(), sort_keys=True), tuple(ds.x.shape), ds.ipc, tuple(ds.classes)), []).append(i)
     return sorted([g[j:j + max_k] for g in groups.values() for j in range(0, len(g), max_k)] + alone)
 
+# %% ../nbs/13_batched.ipynb #c023
+def _init_worker(threads: int):
+    torch.set_num_threads(threads)
+
+def _run_group(args,  # (tasks, test, teacher, device), or with a checkpoint folder last: (tasks, test, teacher, device, checkpoint)
+               checkpoint: str | Path | None = None):  # the checkpoint folder, when not in `args`
+    "One group's rows: `evaluate_group` for several tasks, `evaluate_one` for one; checkpointed in the folder when given."
+    tasks, test, teacher, device, *rest = args
+    if rest: checkpoint = rest[0]
+    return (evaluate_group(tasks, test, teacher, device, checkpoint=checkpoint) if len(tasks) > 1
+            else [evaluate_one(*tasks[0], test, teacher, device, checkpoint=checkpoint)])
+
+def run_evaluations(tasks: list,  # (DistilledSet, Recipe, seed) triples
+                    test: ImageSet, teacher: nn.Module | None = None, workers: int = 2, threads: int = 1,
+                    device='cpu', desc: str = 'students',
+                    batch: int = 1,  # > 1: train up to this many compatible tasks as one computation (`batch_groups`: on CPU only small steps)
+                    ) -> list:
+    "Evaluate many (set, recipe, seed) tasks, in parallel processes on CPU; one row per task, in order; identical tasks train once."
+    keys = [fingerprint(ds.x, ds.y, ds.soft_labels, r.to_dict(), s) for ds, r, s in tasks]
+    first = {}
+    for i, k in enumerate(keys): first.setdefault(k, i)
+    uniq = [tasks[i] for i in first.values()]
+    if batch > 1:
+        groups = batch_groups(uniq, batch, device)
+    else: groups = [[i] for i in range(len(uniq))]
+    args = [([uniq[i] for i in g], test, teacher, device) for g in groups]
+    if workers <= 1 or device != 'cpu':
+        before = torch.get_num_threads(); torch.set_num_threads(threads)
+        try: done = [_run_group(a) for a in progress(args, desc=desc)]
+        finally: torch.set_num_threads(before)
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_init_worker, initargs=(threads,)) as ex:
+            done = list(progress(ex.map(_run_group, args), total=len(args), desc=desc))
+    unique = [None] * len(uniq)
+    for g, rows in zip(groups, done):
+        for i, row in zip(g, rows): unique[i] = row
+    by_key = dict(zip(first, unique))
+    rows = []
+    for (ds, r, s), k in zip(tasks, keys):
+        row = by_key[k]
+        if row['method'] != ds.method or row['params'] != ds.params:
+            row = {**row, 'method': ds.method, 'params': ds.params, 'set_seeds': ds.seeds, 'same_as': row['method'], 'seconds': 0.0}
+        rows.append(row)
+    return rows
+
 # %% ../nbs/13_batched.ipynb #c013
 def bench_batched(ks=(1, 4, 16, 64), recipe: Recipe | None = None, ipc: int = 10, epochs: int = 3, image_size: int | None = None,
                   channels: int = 1, num_classes: int = 10, sequential_max: int = 16, device='cpu') -> list:
     "Students·epochs per second of K batched students vs the sequential loop on the same random sets (sequential timed on ≤ `sequential_max` students, per student)."
-    from ddnb.evaluate import get_recipe, train_student
     recipe = recipe or get_recipe('mini-hard')
     size = image_size or recipe.input_size or 16
     g = torch.Generator().manual_seed(0)

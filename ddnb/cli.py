@@ -133,7 +133,7 @@ def bench_students(a) -> list:
 def bench_samplers(a) -> list:
     "Print seconds per image of DDPM, DMGD (its window and every step) and IGDS (reconstruction), and each one's ratio to DDPM, side by side."
     import torch
-    from ddnb.samplers import bench_samplers as bench
+    from ddnb.dmgd import bench_samplers as bench
     if a.threads: torch.set_num_threads(a.threads)
     rows = bench(a.model or 'mini', num_classes=a.classes, ipc=a.set_ipc or 4, num_steps=a.steps or 10, device=a.device,
                  guidance_batch=tuple(a.guidance_batch), repeats=a.repeats)

@@ -4,21 +4,21 @@
 
 # %% ../nbs/07b_dmgd.ipynb #c003
 from __future__ import annotations
-import math
+import math, time
 from dataclasses import dataclass, asdict, replace
 import torch
 import torch.nn.functional as F
 import ot
 from sklearn.cluster import KMeans
 from .core import torch_generator, progress
-from .generator import DiTGenerator, encode_classes, cached_class_latents
+from .generator import DiTGenerator, IdentityCodec, DIT_XL2, encode_classes, cached_class_latents, mini_dit, tiny_paper_generator
 from .ddim import _batches
-from .samplers import register_sampler, ddpm_sample, initial_noise, sample_generators, in_window
+from .samplers import register_sampler, get_sampler, ddpm_sample, initial_noise, sample_generators, in_window
 
 # %% auto #0
 __all__ = ['DMGD_PRESETS', 'GUIDANCE_BATCH', 'semantic_lambda', 'blend_embeddings', 'Prototypes', 'class_prototypes',
            'cached_prototypes', 'sinkhorn_plan', 'ot_cost', 'ot_gradient', 'sinkhorn_plans', 'ot_costs', 'ot_gradients',
-           'DMGDConfig', 'dmgd_config', 'other_classes', 'SemanticMixer', 'ot_groups', 'dmgd_sample']
+           'DMGDConfig', 'dmgd_config', 'other_classes', 'SemanticMixer', 'ot_groups', 'dmgd_sample', 'bench_samplers']
 
 # %% ../nbs/07b_dmgd.ipynb #c006
 def semantic_lambda(t: float, hi: float = 900, lo: float = 500) -> float:
@@ -245,3 +245,45 @@ def _dmgd(gen, y, gen_labels=None, seed=0, num_steps=50, guidance_scale=1.0, bat
         if real is None: raise ValueError("sampler 'dmgd': distribution matching needs the real train set (real=) or support= (class_prototypes)")
         support = class_prototypes(encode_classes(gen, real), dc.K, dc.prototypes, seed)
     return dmgd_sample(gen, y, gen_labels, seed, num_steps, guidance_scale, batch_size, support, dc, guidance_batch=guidance_batch)
+
+# %% ../nbs/07b_dmgd.ipynb #b001
+def bench_samplers(model: str = 'mini', samplers=('ddpm', 'dmgd-off', 'dmgd', 'dmgd-all-steps', 'igds'), num_classes: int = 4, ipc: int = 4,
+                   num_steps: int = 10, guidance_scale: float = 4.0, device='cpu', seed: int = 0,
+                   guidance_batch=('batched',),   # the guided samplers' guidance: 'batched' and/or 'per-class' (the old loop), side by side
+                   repeats: int = 3) -> list:      # timed runs of each; the fastest counts (the others' noise is load, not the sampler)
+    "Seconds per image of each sampler and its ratio to `ddpm`, measured side by side in one run on one generator."
+    torch.manual_seed(seed)
+    if model == 'mini': gen = mini_dit(num_classes=num_classes)
+    elif model == 'tiny': gen = tiny_paper_generator(1000)
+    elif model == 'dit-xl-2':
+        from diffusers import DiTTransformer2DModel
+        gen = DiTGenerator(DiTTransformer2DModel(**DIT_XL2), IdentityCodec(), 1000)
+    else: raise ValueError(f"model={model!r}: expected 'mini', 'tiny' or 'dit-xl-2'")
+    gen = gen.to(device).eval()
+    D = math.prod(gen.latent_shape)
+    g = torch_generator(seed)
+    support = Prototypes([torch.randn(10, D, generator=g) for _ in range(num_classes)], [torch.full((10,), 0.1)] * num_classes, 'random')
+    gl = torch.arange(num_classes) * (gen.num_classes // num_classes)
+    y = torch.arange(num_classes).repeat_interleave(ipc)
+    runs = {'ddpm': ('ddpm', {}), 'dmgd-off': ('dmgd', {'s': 0.0, 'semantic': False}), 'dmgd': ('dmgd', {'support': support}), 'dmgd-all-steps': ('dmgd', {'support': support, 'window': None}),
+            'igds': ('igds', {})}
+    plan = [(name, gb if name in ('dmgd', 'dmgd-all-steps', 'igds') else None) for name in samplers for gb in guidance_batch]
+    plan = list(dict.fromkeys(plan))   # unguided samplers once
+    get_sampler('ddpm').fn(gen, y[:1], gl, seed, 2, guidance_scale, 256)   # warm-up
+    best = {}
+    for _ in range(max(1, repeats)):   # interleaved, so slow moments of the machine fall on every sampler alike
+        for name, gb in plan:
+            s, opts = runs[name]
+            t0 = time.perf_counter()
+            get_sampler(s).fn(gen, y, gl, seed, num_steps, guidance_scale, 256, None, **opts, **({'guidance_batch': gb} if gb else {}))
+            if str(device).startswith('cuda'): torch.cuda.synchronize()
+            best[name, gb] = min(best.get((name, gb), math.inf), time.perf_counter() - t0)
+    rows = [{'sampler': name, 'label': get_sampler(runs[name][0]).label, 'guidance_batch': gb, 's_per_image': best[name, gb] / len(y)} for name, gb in plan]
+    base = next((r['s_per_image'] for r in rows if r['sampler'] == 'ddpm'), None)
+    off = next((r['s_per_image'] for r in rows if r['sampler'] == 'dmgd-off'), None)
+    for r in rows:
+        r['ratio'] = r['s_per_image'] / base if base else None
+        r['ratio_same_batching'] = r['s_per_image'] / off if off and r['sampler'].startswith('dmgd') else None
+    info = {'model': model, 'device': str(device), 'num_steps': num_steps, 'guidance_scale': guidance_scale, 'images': len(y),
+            'threads': torch.get_num_threads(), 'repeats': max(1, repeats)}
+    return [{**info, **r} for r in rows]

@@ -20,8 +20,8 @@ from .students import build_student
 __all__ = ['MINIMAX_EPOCHS', 'AUGMENTATIONS', 'RECIPES', 'CHECKPOINT_FILE', 'Recipe', 'random_resized_crop', 'rrc_params',
            'random_resized_crop_tv', 'random_flip', 'color_jitter', 'lighting', 'rand_augment', 'shuffle_patches',
            'augment_batch', 'cutmix', 'register_recipe', 'get_recipe', 'mixup', 'Normalized', 'train_student', 'top1',
-           'teacher_for', 'load_teacher', 'evaluate_one', 'result_row', 'summarize', 'evaluate', 'run_evaluations',
-           'recipes_for', 'teacher_if_needed', 'dd_ranking', 'student_throughput']
+           'teacher_for', 'load_teacher', 'evaluate_one', 'result_row', 'summarize', 'evaluate', 'recipes_for',
+           'teacher_if_needed', 'dd_ranking', 'student_throughput']
 
 # %% ../nbs/12_evaluate.ipynb #c006
 MINIMAX_EPOCHS = [[1, 3000], [10, 2000], [50, 1500], [200, 1000], [500, 500], [None, 300]]
@@ -560,57 +560,6 @@ def evaluate(ds: DistilledSet, recipe: Recipe, test: ImageSet, seeds=(0, 1, 2), 
     rows = [evaluate_one(ds, recipe, s, test, teacher, device) for s in progress(seeds, desc=f'{recipe.name} on {ds.method}', disable=not show_progress)]
     return {**summarize(rows)[0], 'top1': [r['top1'] for r in rows], 'seconds': [r['seconds'] for r in rows], 'params': ds.params}
 
-
-# %% ../nbs/12_evaluate.ipynb #c023
-def _init_worker(threads: int):
-    torch.set_num_threads(threads)
-
-def _run(args): return evaluate_one(*args)
-
-def _run_group(args,  # (tasks, test, teacher, device), or with a checkpoint folder last: (tasks, test, teacher, device, checkpoint)
-               checkpoint: str | Path | None = None):  # the checkpoint folder, when not in `args`
-    "One group's rows: `evaluate_group` for several tasks, `evaluate_one` for one; checkpointed in the folder when given."
-    from ddnb.batched import evaluate_group
-    tasks, test, teacher, device, *rest = args
-    if rest: checkpoint = rest[0]
-    return (evaluate_group(tasks, test, teacher, device, checkpoint=checkpoint) if len(tasks) > 1
-            else [evaluate_one(*tasks[0], test, teacher, device, checkpoint=checkpoint)])
-
-def run_evaluations(tasks: list,  # (DistilledSet, Recipe, seed) triples
-                    test: ImageSet, teacher: nn.Module | None = None, workers: int = 2, threads: int = 1,
-                    device='cpu', desc: str = 'students',
-                    batch: int = 1,  # > 1: train up to this many compatible tasks as one computation (`ddnb.batched.batch_groups`: on CPU only small steps)
-                    ) -> list:
-    "Evaluate many (set, recipe, seed) tasks, in parallel processes on CPU; one row per task, in order; identical tasks train once."
-    keys = [fingerprint(ds.x, ds.y, ds.soft_labels, r.to_dict(), s) for ds, r, s in tasks]
-    first = {}
-    for i, k in enumerate(keys): first.setdefault(k, i)
-    uniq = [tasks[i] for i in first.values()]
-    if batch > 1:
-        from ddnb.batched import batch_groups
-        groups = batch_groups(uniq, batch, device)
-    else: groups = [[i] for i in range(len(uniq))]
-    args = [([uniq[i] for i in g], test, teacher, device) for g in groups]
-    if workers <= 1 or device != 'cpu':
-        before = torch.get_num_threads(); torch.set_num_threads(threads)
-        try: done = [_run_group(a) for a in progress(args, desc=desc)]
-        finally: torch.set_num_threads(before)
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_init_worker, initargs=(threads,)) as ex:
-            done = list(progress(ex.map(_run_group, args), total=len(args), desc=desc))
-    unique = [None] * len(uniq)
-    for g, rows in zip(groups, done):
-        for i, row in zip(g, rows): unique[i] = row
-    by_key = dict(zip(first, unique))
-    rows = []
-    for (ds, r, s), k in zip(tasks, keys):
-        row = by_key[k]
-        if row['method'] != ds.method or row['params'] != ds.params:
-            row = {**row, 'method': ds.method, 'params': ds.params, 'set_seeds': ds.seeds, 'same_as': row['method'], 'seconds': 0.0}
-        rows.append(row)
-    return rows
 
 # %% ../nbs/12_evaluate.ipynb #c026
 def recipes_for(names: list, epochs: int | None = None) -> list:

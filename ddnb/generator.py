@@ -13,10 +13,10 @@ from torch import nn
 from .core import PretrainConfig, count_parameters
 
 # %% auto #0
-__all__ = ['TIMESTEP_FREQUENCIES', 'DIT_XL2_REPO', 'IdentityCodec', 'VAECodec', 'dit_scheduler', 'disable_label_dropout',
-           'set_timestep_frequencies', 'timestep_frequencies', 'DiTGenerator', 'mini_dit', 'shared_submodules',
-           'untied', 'save_generator', 'load_generator', 'tiny_paper_generator', 'encode_class', 'encode_classes',
-           'cached_class_latents', 'index_order']
+__all__ = ['TIMESTEP_FREQUENCIES', 'DIT_XL2_REPO', 'DIT_XL2', 'DIT_XL2_GFLOPS', 'IdentityCodec', 'VAECodec', 'dit_scheduler',
+           'disable_label_dropout', 'set_timestep_frequencies', 'timestep_frequencies', 'DiTGenerator', 'mini_dit',
+           'shared_submodules', 'untied', 'save_generator', 'load_generator', 'tiny_paper_generator', 'encode_class',
+           'encode_classes', 'cached_class_latents', 'index_order']
 
 # %% ../nbs/02_generator.ipynb #c006
 class IdentityCodec(nn.Module):
@@ -132,6 +132,10 @@ def mini_dit(pcfg: PretrainConfig = PretrainConfig(), num_classes: int = 10, ima
 
 # %% ../nbs/02_generator.ipynb #c014
 DIT_XL2_REPO = 'facebook/DiT-XL-2-256'
+# DiT-XL/2's transformer config (that repo's `transformer/config.json`): shapes and benchmarks without the weights
+DIT_XL2 = dict(num_attention_heads=16, attention_head_dim=72, in_channels=4, out_channels=8, num_layers=28, sample_size=32, patch_size=2,
+               num_embeds_ada_norm=1000)
+DIT_XL2_GFLOPS = 2 * 118.6   # FLOPs per 256² forward: the DiT paper's Table 4 gives 118.6 G multiply-adds (torch's FlopCounterMode counts 237.3 GFLOPs)
 
 def shared_submodules(module: nn.Module) -> dict:
     "Submodules registered under more than one name (tied, e.g. one label table for every DiT block): {later name: first name}, outermost only."

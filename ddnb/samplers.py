@@ -4,7 +4,7 @@
 
 # %% ../nbs/03b_samplers.ipynb #c003
 from __future__ import annotations
-import contextlib, copy, importlib, math, threading
+import contextlib, copy, importlib, threading
 from dataclasses import dataclass
 from typing import Callable
 import torch
@@ -15,7 +15,7 @@ from .ddim import _batches, sample_latents, initial_noise, decode_latents, shard
 # %% auto #0
 __all__ = ['SAMPLERS', 'ddpm_scheduler', 'dit_respaced_timesteps', 'cfg_output', 'ddpm_std', 'ddpm_step', 'label_hook',
            'in_window', 'sample_generators', 'ddpm_sample', 'Sampler', 'register_sampler', 'get_sampler', 'generate',
-           'recorded_opts', 'shard_devices', 'class_chunks', 'shard_by_class', 'bench_samplers']
+           'recorded_opts', 'shard_devices', 'class_chunks', 'shard_by_class']
 
 # %% ../nbs/03b_samplers.ipynb #c005
 def ddpm_scheduler(gen: DiTGenerator, num_steps: int = 50) -> DDPMScheduler:
@@ -264,49 +264,3 @@ def shard_by_class(fn,            # fn(model on a device, index of a chunk) -> r
         if e is not None: raise RuntimeError(f"{what}: the shard of classes {labels[chunks[i]].unique().tolist()[:5]}… on {devs[i]} failed: {e}") from e
     return _put_back(parts, chunks, len(labels))
 
-
-# %% ../nbs/03b_samplers.ipynb #b001
-def bench_samplers(model: str = 'mini', samplers=('ddpm', 'dmgd-off', 'dmgd', 'dmgd-all-steps', 'igds'), num_classes: int = 4, ipc: int = 4,
-                   num_steps: int = 10, guidance_scale: float = 4.0, device='cpu', seed: int = 0,
-                   guidance_batch=('batched',),   # the guided samplers' guidance: 'batched' and/or 'per-class' (the old loop), side by side
-                   repeats: int = 3) -> list:      # timed runs of each; the fastest counts (the others' noise is load, not the sampler)
-    "Seconds per image of each sampler and its ratio to `ddpm`, measured side by side in one run on one generator."
-    import time
-    from ddnb.generator import mini_dit, tiny_paper_generator, IdentityCodec
-    from ddnb.dmgd import Prototypes
-    torch.manual_seed(seed)
-    if model == 'mini': gen = mini_dit(num_classes=num_classes)
-    elif model == 'tiny': gen = tiny_paper_generator(1000)
-    elif model == 'dit-xl-2':
-        from diffusers import DiTTransformer2DModel
-        from ddnb.world import DIT_XL2
-        gen = DiTGenerator(DiTTransformer2DModel(**DIT_XL2), IdentityCodec(), 1000)
-    else: raise ValueError(f"model={model!r}: expected 'mini', 'tiny' or 'dit-xl-2'")
-    gen = gen.to(device).eval()
-    D = math.prod(gen.latent_shape)
-    g = torch_generator(seed)
-    support = Prototypes([torch.randn(10, D, generator=g) for _ in range(num_classes)], [torch.full((10,), 0.1)] * num_classes, 'random')
-    gl = torch.arange(num_classes) * (gen.num_classes // num_classes)
-    y = torch.arange(num_classes).repeat_interleave(ipc)
-    runs = {'ddpm': ('ddpm', {}), 'dmgd-off': ('dmgd', {'s': 0.0, 'semantic': False}), 'dmgd': ('dmgd', {'support': support}), 'dmgd-all-steps': ('dmgd', {'support': support, 'window': None}),
-            'igds': ('igds', {})}
-    plan = [(name, gb if name in ('dmgd', 'dmgd-all-steps', 'igds') else None) for name in samplers for gb in guidance_batch]
-    plan = list(dict.fromkeys(plan))   # unguided samplers once
-    get_sampler('ddpm').fn(gen, y[:1], gl, seed, 2, guidance_scale, 256)   # warm-up
-    best = {}
-    for _ in range(max(1, repeats)):   # interleaved, so slow moments of the machine fall on every sampler alike
-        for name, gb in plan:
-            s, opts = runs[name]
-            t0 = time.perf_counter()
-            get_sampler(s).fn(gen, y, gl, seed, num_steps, guidance_scale, 256, None, **opts, **({'guidance_batch': gb} if gb else {}))
-            if str(device).startswith('cuda'): torch.cuda.synchronize()
-            best[name, gb] = min(best.get((name, gb), math.inf), time.perf_counter() - t0)
-    rows = [{'sampler': name, 'label': get_sampler(runs[name][0]).label, 'guidance_batch': gb, 's_per_image': best[name, gb] / len(y)} for name, gb in plan]
-    base = next((r['s_per_image'] for r in rows if r['sampler'] == 'ddpm'), None)
-    off = next((r['s_per_image'] for r in rows if r['sampler'] == 'dmgd-off'), None)
-    for r in rows:
-        r['ratio'] = r['s_per_image'] / base if base else None
-        r['ratio_same_batching'] = r['s_per_image'] / off if off and r['sampler'].startswith('dmgd') else None
-    info = {'model': model, 'device': str(device), 'num_steps': num_steps, 'guidance_scale': guidance_scale, 'images': len(y),
-            'threads': torch.get_num_threads(), 'repeats': max(1, repeats)}
-    return [{**info, **r} for r in rows]

@@ -9,7 +9,7 @@ import torch
 from pathlib import Path
 from .core import fingerprint
 from .engine import UnitStore, code_version_of, current_engine, _worker_address, Engine
-from .evaluate import _run_group
+from .batched import _run_group
 
 # %% auto #0
 __all__ = ['EVAL_CODE', 'set_key', 'model_key', 'evaluation_key', 'train_group', 'evaluate_units']

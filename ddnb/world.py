@@ -9,12 +9,13 @@ from functools import cached_property
 from pathlib import Path
 import torch
 from .core import Config, StageCache, fingerprint, get_device, save_json
+from .generator import DIT_XL2, DIT_XL2_GFLOPS
 from .data import ImageSet, ImageNetSubset, ShardedImageSet, write_class_shards, load_digits_split, class_list, imagenet1k_index, SUBSETS, IMAGE_SUFFIXES
 
 # %% auto #0
-__all__ = ['NEEDS', 'PAPER_INPUTS', 'TINY_MODEL', 'DIT_XL2', 'DIT_XL2_GFLOPS', 'parse_teacher_weights', 'teacher_weights_for',
-           'cell_needs', 'PaperInputsMissing', 'world_classes', 'paper_input_problems', 'check_paper_inputs',
-           'paper_real', 'world_devices', 'World', 'make_tiny_world', 'bench_generator']
+__all__ = ['NEEDS', 'PAPER_INPUTS', 'TINY_MODEL', 'parse_teacher_weights', 'teacher_weights_for', 'cell_needs',
+           'PaperInputsMissing', 'world_classes', 'paper_input_problems', 'check_paper_inputs', 'paper_real',
+           'world_devices', 'World', 'make_tiny_world', 'bench_generator']
 
 # %% ../nbs/05b_world.ipynb #c006
 NEEDS = ('data', 'generator', 'features', 'teacher')
@@ -313,10 +314,6 @@ def make_tiny_world(root,  # folder to write (created; an existing tiny world th
     return params
 
 # %% ../nbs/05b_world.ipynb #c101
-DIT_XL2 = dict(num_attention_heads=16, attention_head_dim=72, in_channels=4, out_channels=8, num_layers=28, sample_size=32, patch_size=2,
-               num_embeds_ada_norm=1000)
-DIT_XL2_GFLOPS = 2 * 118.6   # FLOPs per 256² forward: the DiT paper's Table 4 gives 118.6 G multiply-adds (torch's FlopCounterMode counts 237.3 GFLOPs)
-
 def bench_generator(model: str = 'dit-xl-2',  # 'dit-xl-2' (random weights, the real config) or 'tiny'
                     device='auto', batch: int = 8, steps: int = 3, cache_dir=None) -> dict:
     "Time no-grad DiT forwards and one fine-tune step on `device`; keep the per-image-forward cost in `<cache>/bench/generator-<device>.json`."

@@ -283,8 +283,7 @@ def _dit(model: str, dev=None, meta=False):
     "The transformer bench_generator builds: DiT-XL/2's config with random weights, or the tiny paper world's."
     import torch
     from diffusers import DiTTransformer2DModel
-    from ddnb.world import DIT_XL2
-    from ddnb.generator import tiny_paper_generator
+    from ddnb.generator import DIT_XL2, tiny_paper_generator
     if model == 'dit-xl-2':
         with torch.device('meta' if meta else dev):   # initialised where it runs: seconds, not a CPU init of 750 M parameters
             tr = DiTTransformer2DModel(**DIT_XL2)
@@ -305,7 +304,8 @@ def forward_gflops(model: str) -> float:
     return fc.get_total_flops() / B / 1e9
 
 def s1_dit(ctx, T):
-    from ddnb.world import bench_generator, DIT_XL2_GFLOPS
+    from ddnb.world import bench_generator
+    from ddnb.generator import DIT_XL2_GFLOPS
     model = 'tiny' if ctx.dry else 'dit-xl-2'
     label = 'tiny DiT (dry run)' if ctx.dry else 'DiT-XL/2'
     try: gf, how = forward_gflops(model), 'counted (FlopCounterMode)'
