@@ -4,10 +4,11 @@
 
 # %% ../nbs/06_finetune.ipynb #c003
 from __future__ import annotations
-import copy, math, time
+import contextlib, copy, math, multiprocessing, tempfile, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
+import torch.distributed as dist
 from torch import nn
 import torch.nn.functional as F
 from .core import Config, StageCache, check_fields, count_parameters, seed_everything, torch_generator, progress, save_json, load_json
@@ -15,6 +16,7 @@ from .data import ImageSet
 from .generator import DiTGenerator, encode_classes, cached_class_latents, index_order
 from .ddim import invert_to, ddim_timesteps, inverted_timestep, ddim_step, alpha_bar
 from .pretrain import forward_noise, drop_labels
+from .samplers import shard_devices, _device
 
 # %% auto #0
 __all__ = ['LABEL_TABLE', 'TIMESTEP_MLP', 'FINETUNE_PRESETS', 'apply_difffit', 'block_copies', 'label_tables', 'is_tied',
@@ -275,75 +277,184 @@ def finetune_preset(name: str, **overrides) -> FinetuneConfig:
     if name not in FINETUNE_PRESETS: raise KeyError(f"fine-tune preset {name!r} is not defined; known: {sorted(FINETUNE_PRESETS)}")
     return FinetuneConfig(**{**FINETUNE_PRESETS[name], **overrides})
 
-def finetune(gen: DiTGenerator, real: ImageSet, fc: FinetuneConfig = FinetuneConfig(), seed: int = 0,
-             show_progress: bool = True,
-             gen_labels: torch.Tensor | None = None,  # the generator's label of each real class (ImageNet indices of a subset); default 0..C−1
-             latents: torch.Tensor | None = None,  # codec latents of `real` in its order (`cached_class_latents` + `index_order`); default: encoded here
-             ) -> tuple[DiTGenerator, list]:
-    "Difffit fine-tuning of a copy of `gen` on `real` in the generator's label space; returns the tuned generator and its loss log."
-    gl = torch.arange(real.num_classes) if gen_labels is None else torch.as_tensor(gen_labels)
-    if len(gl) != real.num_classes or int(gl.max()) >= gen.num_classes or int(gl.min()) < 0:
-        raise ValueError(f"gen_labels: {len(gl)} labels in 0..{gen.num_classes - 1} expected for {real.num_classes} classes, got {gl.tolist()[:5]}…")
-    if fc.vb and not gen.learns_sigma: raise ValueError("FinetuneConfig.vb=True needs a DiT that learns Σ (out_channels = 2 × latent channels); this generator does not")
+
+# %% ../nbs/06_finetune.ipynb #c013dq
+class _Ranks:
+    "This process's place among a fine-tune's processes: each takes a contiguous slice of every batch; with one, nothing is exchanged."
+    def __init__(self, rank: int = 0, size: int = 1): self.rank, self.size = rank, size
+    def counts(self, n: int) -> list:
+        "Rows of an `n`-row batch per process."
+        return [n // self.size + (r < n % self.size) for r in range(self.size)]
+    def mine(self, n: int) -> slice:
+        "This process's rows of an `n`-row batch."
+        c = self.counts(n); start = sum(c[:self.rank])
+        return slice(start, start + c[self.rank])
+    def part(self, term: torch.Tensor, n: int) -> torch.Tensor:
+        "A batch-mean term over this process's rows as its share of the mean over all `n` rows (unchanged in one process)."
+        return term if self.size == 1 else term * (self.counts(n)[self.rank] / n)
+    def gather(self, x: torch.Tensor, counts: list) -> torch.Tensor:
+        "The whole batch's rows, in batch order, from each process's `x` (`counts[r]` rows each); this process's rows keep their gradient."
+        if self.size == 1: return x
+        buf = x.detach().new_zeros(max(counts), *x.shape[1:]); buf[:len(x)] = x.detach()
+        parts = [torch.empty_like(buf) for _ in counts]
+        dist.all_gather(parts, buf)
+        parts = [q[:c] for q, c in zip(parts, counts)]; parts[self.rank] = x
+        return torch.cat(parts)
+    def sum_(self, x: torch.Tensor) -> torch.Tensor:
+        "`x` summed over the processes, in place."
+        if self.size > 1: dist.all_reduce(x)
+        return x
+    def sum_grads(self, params: list):
+        "Every gradient summed over the processes (one all-reduce of one flat buffer); one that no process has stays None."
+        if self.size == 1: return
+        has = self.sum_(torch.tensor([float(p.grad is not None) for p in params], device=params[0].device)).tolist()
+        flat = self.sum_(torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).flatten() for p in params]))
+        for p, g, h in zip(params, flat.split([p.numel() for p in params]), has): p.grad = g.view_as(p) if h else None
+    def batch_loss(self, loss: torch.Tensor, whole: float) -> float:
+        "The batch's loss from each process's `loss` (its rows' shares plus the whole-batch terms `whole`, counted once)."
+        if self.size == 1: return loss.item()
+        return float(self.sum_((loss.detach() - whole * (self.size - 1) / self.size).reshape(1)))
+
+
+# %% ../nbs/06_finetune.ipynb #c013dt
+def _tune(gen: DiTGenerator, z_all: torch.Tensor, y_all: torch.Tensor, gl: torch.Tensor, fc: FinetuneConfig, seed: int,
+          ranks: _Ranks = _Ranks(), show_progress: bool = True) -> tuple[DiTGenerator, list]:
+    "The fine-tune loop, tuning `gen` in place on this process's rows of every batch (all of them in one process)."
     seed_everything(seed); g = torch_generator(seed)
-    gen = copy.deepcopy(gen)
     tied = tie_label_tables(gen.transformer, fc.tie_labels)
     tied_t = tie_timestep_mlps(gen.transformer, fc.tie_timesteps)
     apply_difffit(gen.transformer, fc.gamma_blocks)
     params = [p for p in gen.transformer.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, fc.lr, weight_decay=0.0)
     ema = [p.detach().clone() for p in params] if fc.ema_decay else None
-    z_all = index_order(encode_classes(gen, real), real.y) if latents is None else latents
-    if len(z_all) != len(real): raise ValueError(f"latents: {len(z_all)} rows for {len(real)} real images")
+    dev, C = gen.device, z_all.shape[1]
     T, ts = gen.scheduler.config.num_train_timesteps, ddim_timesteps(gen, fc.im_num_steps).flip(0)
+    paper_im, code_im = fc.loss == 'im' and fc.im_form == 'paper', fc.loss == 'im' and fc.im_form == 'code'
     memory, log = MinimaxMemory(fc.memory), []
     gen.train()
-    for ep in progress(range(fc.epochs), desc=f'fine-tune ({fc.loss}, {fc.im_form if fc.loss == "im" else "-"})', disable=not show_progress):
-        tot, n = 0.0, 0
-        for idx in torch.randperm(len(real), generator=g).split(fc.batch_size):
-            z0, y = z_all[idx].to(gen.device), real.y[idx]
-            yg = gl[y].to(gen.device)
-            noise = torch.randn(z0.shape, generator=g).to(gen.device)
-            t = torch.randint(0, T, (len(z0),), generator=g)                       # per sample, uniform (Eq. 7; official code)
-            z_t = forward_noise(gen, z0, t, noise)
-            out = gen.output(z_t, t.to(gen.device), drop_labels(yg.cpu(), gen.null_class, fc.class_dropout, g).to(gen.device))
-            eps = out[:, :z0.shape[1]]
-            loss = F.mse_loss(eps, noise)
-            if fc.vb: loss = loss + vb_term(gen, z0, z_t, t, out)
-            a = gen.alphas_cumprod.to(z0.device)[t].view(-1, 1, 1, 1)
-            if fc.loss == 'minimax' or (fc.loss == 'im' and fc.im_form == 'code'):
+    for ep in progress(range(fc.epochs), desc=f'fine-tune ({fc.loss}, {fc.im_form if fc.loss == "im" else "-"})', disable=not show_progress or ranks.rank > 0):
+        tot = 0.0
+        for idx in torch.randperm(len(z_all), generator=g).split(fc.batch_size):
+            n, yg_all = len(idx), gl[y_all[idx]]                                   # the whole batch's draws, in every process
+            noise_all = torch.randn(n, *z_all.shape[1:], generator=g)
+            t_all = torch.randint(0, T, (n,), generator=g)                          # per sample, uniform (Eq. 7; official code)
+            y_in = drop_labels(yg_all, gen.null_class, fc.class_dropout, g)
+            k = int(torch.randint(1, fc.im_num_steps + 1, (1,), generator=g)) if paper_im else None
+            y_target = drop_labels(yg_all, gen.null_class, fc.class_dropout, g) if code_im else None
+            rows, counts = ranks.mine(n), ranks.counts(n)                           # … then this process's rows
+            z0, t, noise = z_all[idx[rows]].to(dev), t_all[rows], noise_all[rows].to(dev)
+            loss, whole, z0_hat, z_prev, target = z0.new_zeros(()), 0.0, z0, z0, z0   # a process with no rows: no per-row terms
+            if len(z0):
+                z_t = forward_noise(gen, z0, t, noise)
+                out = gen.output(z_t, t.to(dev), y_in[rows].to(dev))
+                eps = out[:, :C]
+                loss = ranks.part(F.mse_loss(eps, noise), n)
+                if fc.vb: loss = loss + ranks.part(vb_term(gen, z0, z_t, t, out), n)
+                a = gen.alphas_cumprod.to(dev)[t].view(-1, 1, 1, 1)
                 z0_hat = (z_t - (1 - a).sqrt() * eps) / a.sqrt()
-                loss = loss + minimax_terms(z0_hat, y, memory, fc.lambda_rep, fc.lambda_div)
-                memory.push(z0, z0_hat, y)
-            if fc.loss == 'im' and fc.im_form == 'paper':                          # t_k on the inversion grid, so z_t and z_t^inv share it exactly
-                k = int(torch.randint(1, fc.im_num_steps + 1, (1,), generator=g))
-                z_tk = forward_noise(gen, z0, torch.full((len(z0),), int(ts[k - 1])), noise)
-                loss = loss + fc.lambda_im * inversion_matching(gen, z0, yg, k, fc.im_num_steps, z_tk, fc.grad_steps, fc.matching)
-            elif fc.loss == 'im':
-                target = ddim_inversion_step(gen, z0, t.to(gen.device), drop_labels(yg.cpu(), gen.null_class, fc.class_dropout, g).to(gen.device))
-                loss = loss + inversion_matching_code(posterior_mean(gen, z_t, eps, t), target, fc.lambda_im)
-            opt.zero_grad(); loss.backward(); opt.step()
+                if paper_im:                                                        # t_k on the inversion grid, so z_t and z_t^inv share it exactly
+                    z_tk = forward_noise(gen, z0, torch.full((len(z0),), int(ts[k - 1])), noise)
+                    loss = loss + ranks.part(fc.lambda_im * inversion_matching(gen, z0, yg_all[rows].to(dev), k, fc.im_num_steps, z_tk, fc.grad_steps, fc.matching), n)
+                if code_im:
+                    z_prev = posterior_mean(gen, z_t, eps, t)
+                    target = ddim_inversion_step(gen, z0, t.to(dev), y_target[rows].to(dev))
+            if fc.loss == 'minimax' or code_im:                                     # terms over the whole (gathered) batch
+                z0_hat_all = ranks.gather(z0_hat, counts)
+                term = minimax_terms(z0_hat_all, y_all[idx], memory, fc.lambda_rep, fc.lambda_div)
+                loss, whole = loss + term, whole + float(term.detach())
+                memory.push(z_all[idx].to(dev), z0_hat_all, y_all[idx])             # every process keeps the one-process memories
+            if code_im:
+                term = inversion_matching_code(ranks.gather(z_prev, counts), ranks.gather(target, counts), fc.lambda_im)
+                loss, whole = loss + term, whole + float(term.detach())
+            opt.zero_grad()
+            if loss.requires_grad: loss.backward()
+            ranks.sum_grads(params); opt.step()
             if ema is not None:
                 with torch.no_grad():
                     for e, p in zip(ema, params): e.lerp_(p, 1 - fc.ema_decay)
-            tot, n = tot + loss.item() * len(idx), n + len(idx)
-        log.append((ep + 1, tot / n))
+            tot += ranks.batch_loss(loss, whole) * n
+        log.append((ep + 1, tot / len(z_all)))
     if ema is not None:
         with torch.no_grad():
             for e, p in zip(ema, params): p.copy_(e)
     gen.finetune_info = {'tied_labels': tied, 'tied_timesteps': tied_t, 'ema_decay': fc.ema_decay, 'gen_labels': gl.tolist()}
     return gen.eval(), log
 
+def _tune_rank(rank: int, devices: list, folder: Path, fc: dict, seed: int, show_progress: bool, threads: int):
+    "One process of a data-parallel fine-tune (started by `_data_parallel`): joins the group, tunes; rank 0 writes the adapter and the log."
+    dev = devices[rank]
+    if dev.type == 'cuda': torch.cuda.set_device(dev)
+    else: torch.set_num_threads(threads)                                       # the parent's CPU threads, shared out
+    dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo', init_method=(folder/'rendezvous').as_uri(), rank=rank, world_size=len(devices))
+    try:
+        d = torch.load(folder/'inputs.pt', map_location='cpu', weights_only=False)
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = d['tf32']   # as the parent set them (`World` on a GPU)
+        gen, log = _tune(d['gen'].to(dev), d['z'], d['y'], d['gl'], FinetuneConfig(**fc), seed, _Ranks(rank, len(devices)), show_progress)
+        if rank == 0:
+            save_adapter(gen.transformer, folder/'adapter.safetensors')
+            save_json({'log': log, 'info': gen.finetune_info}, folder/'log.json')
+    finally: dist.destroy_process_group()
+
+@contextlib.contextmanager
+def _children_allowed():
+    "Let a daemonic process (a Dask worker) start the fine-tune's processes; `start_processes` joins them (or ends them on a failure) before this exits."
+    cfg = multiprocessing.current_process()._config
+    daemon = cfg.pop('daemon', None)
+    try: yield
+    finally:
+        if daemon is not None: cfg['daemon'] = daemon
+
+def _data_parallel(gen: DiTGenerator, z_all: torch.Tensor, y_all: torch.Tensor, gl: torch.Tensor, fc: FinetuneConfig, seed: int,
+                   devices: list, show_progress: bool) -> tuple[DiTGenerator, list]:
+    "`_tune` in one spawned process per device (gloo on CPUs, NCCL on GPUs); rank 0's adapter, applied to a copy of `gen`, and its log."
+    kinds = {d.type for d in devices}
+    if len(kinds) > 1 or not kinds <= {'cpu', 'cuda'}:
+        raise ValueError(f"devices={[str(d) for d in devices]}: a data-parallel fine-tune runs on CPUs (gloo) or on CUDA GPUs (NCCL), one kind at a time")
+    if kinds == {'cuda'} and len(set(devices)) < len(devices): raise ValueError(f"devices={[str(d) for d in devices]}: a GPU twice (NCCL runs one process per GPU)")
+    with tempfile.TemporaryDirectory(prefix='ddnb-finetune-') as tmp:
+        folder = Path(tmp)
+        torch.save({'gen': gen, 'z': z_all.cpu(), 'y': y_all.cpu(), 'gl': gl.cpu(),
+                    'tf32': (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)}, folder/'inputs.pt')
+        with _children_allowed():
+            torch.multiprocessing.start_processes(_tune_rank, args=(devices, folder, asdict(fc), seed, show_progress, max(1, torch.get_num_threads() // len(devices))), nprocs=len(devices), start_method='spawn')
+        tuned = copy.deepcopy(gen)
+        load_adapter(tuned.transformer, folder/'adapter.safetensors')
+        out = load_json(folder/'log.json')
+    tuned.finetune_info = out['info']
+    return tuned.eval(), [tuple(r) for r in out['log']]
+
+def finetune(gen: DiTGenerator, real: ImageSet, fc: FinetuneConfig = FinetuneConfig(), seed: int = 0,
+             show_progress: bool = True,
+             gen_labels: torch.Tensor | None = None,  # the generator's label of each real class (ImageNet indices of a subset); default 0..C−1
+             latents: torch.Tensor | None = None,  # codec latents of `real` in its order (`cached_class_latents` + `index_order`); default: encoded here
+             devices: list | None = None,  # data parallel, one process each (['cuda:0', 'cuda:1']); default `shard_devices(gen)`: the world's GPU group, else gen's device
+             ) -> tuple[DiTGenerator, list]:
+    "Difffit fine-tuning of a copy of `gen` on `real` in the generator's label space, data-parallel over `devices`; returns the tuned generator and its loss log."
+    gl = torch.arange(real.num_classes) if gen_labels is None else torch.as_tensor(gen_labels)
+    if len(gl) != real.num_classes or int(gl.max()) >= gen.num_classes or int(gl.min()) < 0:
+        raise ValueError(f"gen_labels: {len(gl)} labels in 0..{gen.num_classes - 1} expected for {real.num_classes} classes, got {gl.tolist()[:5]}…")
+    if fc.vb and not gen.learns_sigma: raise ValueError("FinetuneConfig.vb=True needs a DiT that learns Σ (out_channels = 2 × latent channels); this generator does not")
+    z_all = index_order(encode_classes(gen, real), real.y) if latents is None else latents
+    if len(z_all) != len(real): raise ValueError(f"latents: {len(z_all)} rows for {len(real)} real images")
+    devices = shard_devices(gen) if devices is None else [_device(d) for d in devices]
+    if not devices: raise ValueError("devices=[]: name at least one device")
+    tuned, log = (_tune(copy.deepcopy(gen).to(devices[0]), z_all, real.y, gl, fc, seed, show_progress=show_progress) if len(devices) == 1
+                  else _data_parallel(gen, z_all, real.y, gl, fc, seed, devices, show_progress))
+    tuned.finetune_info['devices'] = [str(d) for d in devices]
+    return tuned, log
+
 
 # %% ../nbs/06_finetune.ipynb #c019
 def finetuned_generator(cfg: Config, gen: DiTGenerator, gen_key, real: ImageSet, fc: FinetuneConfig, seed: int = 0,
-                        show_progress: bool = True, gen_labels: torch.Tensor | None = None) -> tuple[DiTGenerator, dict]:
-    "A Difffit-tuned copy of `gen` (cached adapter) and its log: seconds, loss per epoch, label tables / timestep MLPs tied, EMA, generator labels."
+                        show_progress: bool = True, gen_labels: torch.Tensor | None = None,
+                        devices: list | None = None,  # data parallel over these (default: the world's GPU group, `shard_devices(gen)`); not in the key
+                        ) -> tuple[DiTGenerator, dict]:
+    "A Difffit-tuned copy of `gen` (cached adapter) and its log: seconds, loss per epoch, label tables / timestep MLPs tied, EMA, generator labels, devices."
     gl = torch.arange(real.num_classes) if gen_labels is None else torch.as_tensor(gen_labels)
     def build(d: Path):
         t0 = time.time()
         z = index_order(cached_class_latents(cfg.cache_dir, gen, gen_key, real), real.y)   # shared with other fine-tunes of this set
-        tuned, log = finetune(gen, real, fc, seed, show_progress, gl, z)
+        tuned, log = finetune(gen, real, fc, seed, show_progress, gl, z, devices)
         save_adapter(tuned.transformer, d/'adapter.safetensors')
         save_json({'seconds': time.time() - t0, 'loss_log': log, 'finetune': asdict(fc), **tuned.finetune_info}, d/'finetune_log.json')
     def load(d):
