@@ -4,7 +4,7 @@
 
 # %% ../nbs/13b_units.ipynb #c003
 from __future__ import annotations
-import shutil, time
+import copy, shutil, time
 import torch
 from pathlib import Path
 from .core import fingerprint
@@ -94,10 +94,11 @@ def evaluate_units(tasks: list,  # (DistilledSet, Recipe, seed) triples
 
 # %% ../nbs/13b_units.ipynb #c012
 def set_builder(code: tuple,   # the ddnb modules it runs: their code (and what they import) is part of its sets' keys
-                reads):        # spec → what of the world it reads besides the real data: some of 'generator', 'features', 'teacher'
+                reads,         # spec → what of the world it reads besides the real data: some of 'generator', 'features', 'teacher'
+                label: str | None = None):  # the spec field that only names the set (its `method`): not in the key, given to the set on reading
     "Mark `fn(W, spec, ipc, seed) -> DistilledSet` as a set builder; `fn.group(spec, ipc, seed)` (optional) says which sets share work."
     def mark(fn):
-        fn.code, fn.reads = tuple(code), reads
+        fn.code, fn.reads, fn.label = tuple(code), reads, label
         return fn
     return mark
 
@@ -111,7 +112,8 @@ def world_identity(W, build, spec: dict) -> dict:
 
 def distilled_set_key(W, build, spec: dict, ipc: int, seed: int, identity: dict | None = None) -> str:
     "Key of the unit that builds one distilled set: the builder and its options, IPC, seed, what it reads of the world, the code it runs."
-    return fingerprint('set', f'{build.__module__}.{build.__qualname__}', spec, ipc, seed, identity or world_identity(W, build, spec),
+    what = {k: v for k, v in spec.items() if k != build.label}   # a variant's name is not what it builds
+    return fingerprint('set', f'{build.__module__}.{build.__qualname__}', what, ipc, seed, identity or world_identity(W, build, spec),
                        code_version_of(*build.code), n=24)
 
 def _memo(W, slot: str, key, make, keep: int = 8):
@@ -195,7 +197,11 @@ def distilled_sets(W, asks: list,   # (build, spec, ipc, seed) per set: a `set_b
                              f"(content {set_key(ds)}, built {rec['result']['set']}); remove {store.path('set', k)} to build it again")
         ds.unit = {f: rec.get(f) for f in ('key', 'worker', 'seconds', 'label', 'finished')}
         sets[k] = ds
-    return [sets[k] for k in keys]
+    def named(ds, build, spec):   # the same set asked for under another variant name carries that name here
+        if build.label is None or ds.method == spec[build.label]: return ds
+        ds = copy.copy(ds); ds.method = spec[build.label]
+        return ds
+    return [named(sets[k], a[0], a[1]) for k, a in zip(keys, asks)]
 
 # %% ../nbs/13b_units.ipynb #c013
 def _features(W, name):
@@ -225,7 +231,7 @@ def baseline_set(W, spec: dict, ipc: int, seed: int):
     return dit_baseline(W.generator, train.classes, ipc, seed, spec['guidance_scale'], spec['num_steps'], gen_labels=W.gen_labels,
                         source=train.fingerprint(), sampler=spec['sampler'], sampler_opts=spec['sampler_opts'])
 
-@set_builder(code=('d3hr',), reads=lambda spec: ('generator',))
+@set_builder(code=('d3hr',), reads=lambda spec: ('generator',), label='method')
 def d3hr_set(W, spec: dict, ipc: int, seed: int):
     "A D3HR set (`07_d3hr`): spec {'method': its name, 'mapping': MappingConfig fields, 'group': GroupConfig fields}; the class statistics are a stage."
     from ddnb.d3hr import MappingConfig, GroupConfig, cached_statistics, d3hr_distill
@@ -241,7 +247,7 @@ def _ims3_group(spec: dict, ipc: int, seed: int):
     if spec.get('s3') is None: return None
     return [spec.get('finetune'), spec['sampler'], spec['sampler_opts'], spec.get('q_recipe'), spec['guidance_scale'], spec['num_steps'], spec['s3'].get('G'), ipc, seed]
 
-@set_builder(code=('baselines', 's3', 'finetune', 'samplers', 'dmgd', 'igds'), reads=_ims3_reads)
+@set_builder(code=('baselines', 's3', 'finetune', 'samplers', 'dmgd', 'igds'), reads=_ims3_reads, label='method')
 def ims3_set(W, spec: dict, ipc: int, seed: int):
     """An IMS3-family set (`08_s3`, `06_finetune`, `03b_samplers`): spec {'method', 'finetune': FinetuneConfig fields or None,
     'sampler', 'sampler_opts', 'guidance_scale', 'num_steps', 's3': s3_distill options or None, 'features': φ's name, 'q_recipe'}."""
