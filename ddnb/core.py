@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import ast, contextlib, dataclasses, hashlib, json, math, os, random, shutil, tempfile, time
+import ast, contextlib, dataclasses, hashlib, json, math, os, random, shutil, tempfile, threading, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -318,7 +318,8 @@ def file_sha256(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
     return h.hexdigest()
 
-_CODE_CACHE = {}
+_CODE_CACHE, _IMPORTS_CACHE = {}, {}
+_PARSE_LOCK = threading.Lock()   # CPython 3.11's `ast.parse` is not thread-safe ("AST constructor recursion depth mismatch")
 
 def _module_file(name: str) -> Path:
     import ddnb
@@ -327,7 +328,8 @@ def _module_file(name: str) -> Path:
 def ddnb_imports_in(source: str) -> set:
     "The `ddnb` modules a piece of Python source imports (top level or inside functions; `from .x` counts as `ddnb.x`)."
     out = set()
-    for node in ast.walk(ast.parse(source)):
+    with _PARSE_LOCK: tree = ast.parse(source)
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             mod = node.module or ''
             if node.level == 1: out |= {mod.split('.')[0]} if mod else {a.name for a in node.names}
@@ -338,8 +340,11 @@ def ddnb_imports_in(source: str) -> set:
     return {m for m in out if _module_file(m).is_file()}
 
 def _ddnb_imports(name: str) -> set:
-    "The `ddnb` modules `ddnb/<name>.py` imports."
-    return ddnb_imports_in(_module_file(name).read_text())
+    "The `ddnb` modules `ddnb/<name>.py` imports (parsed again only when the file changes)."
+    p = _module_file(name); st = p.stat()
+    stamp = (str(p), st.st_size, st.st_mtime_ns)
+    if stamp not in _IMPORTS_CACHE: _IMPORTS_CACHE[stamp] = ddnb_imports_in(p.read_text())
+    return set(_IMPORTS_CACHE[stamp])
 
 def module_closure(*names: str) -> list:
     "Sorted names of the `ddnb` modules `names` import, directly or through each other, themselves included."

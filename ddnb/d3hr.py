@@ -19,8 +19,8 @@ from .samplers import register_sampler, shard_by_class, shard_devices
 # %% auto #0
 __all__ = ['OFFICIAL', 'D3HR_PRESETS', 'SEED_PROTOCOLS', 'Moments', 'official_timesteps', 'official_steps', 'official_invert',
            'official_sample', 'encode_latents', 'mapped_timestep', 'map_latents', 'sample_back', 'MappingConfig',
-           'class_statistics', 'save_statistics', 'load_statistics', 'GroupConfig', 'official_m', 'skewness_batch',
-           'group_scores', 'group_sample', 'd3hr_distill', 'd3hr_preset', 'd3hr_mapping', 'seed_plan',
+           'class_statistics', 'save_statistics', 'load_statistics', 'cached_statistics', 'GroupConfig', 'official_m',
+           'skewness_batch', 'group_scores', 'group_sample', 'd3hr_distill', 'd3hr_preset', 'd3hr_mapping', 'seed_plan',
            'bench_group_sampling']
 
 # %% ../nbs/07_d3hr.ipynb #c006
@@ -187,6 +187,14 @@ def load_statistics(path) -> dict:
     missing = {'mu', 'sigma', 'skew', 'count'} - set(st)
     if missing: raise ValueError(f"{path}: missing tensors {sorted(missing)}")
     return {**st, **load_json(path.with_suffix('.json'))}
+
+def cached_statistics(cache_dir, gen: DiTGenerator, generator_key, real: ImageSet, mc: MappingConfig,
+                      gen_labels: torch.Tensor | None = None) -> dict:
+    "`class_statistics` of `real` as a stage: computed once per (generator, mapping, real data, generator labels) and the d3hr code."
+    gl = torch.arange(real.num_classes) if gen_labels is None else torch.as_tensor(gen_labels)
+    key = {'generator': generator_key, 'mapping': asdict(mc), 'real': real.fingerprint(), 'gen_labels': gl.tolist()}
+    def build(d): save_statistics(class_statistics(gen, real, mc, gen_labels=gl), d/'stats.safetensors', {'mapping': asdict(mc)})
+    return StageCache(cache_dir).load('d3hr_statistics', key, build, lambda d: load_statistics(d/'stats.safetensors'))
 
 # %% ../nbs/07_d3hr.ipynb #c013
 @dataclass

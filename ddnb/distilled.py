@@ -64,7 +64,8 @@ def _to_pil(img: torch.Tensor):
     a = (img * 255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
     return Image.fromarray(a[..., 0], 'L') if a.shape[-1] == 1 else Image.fromarray(a, 'RGB')
 
-def save_distilled(ds: DistilledSet, path) -> Path:
+def save_distilled(ds: DistilledSet, path,
+                   record: bool = True) -> Path:  # note the folder as an output of the running grid cell (False: a unit's copy in the cache)
     "Write `ds` as `<class>/<k>.png` + manifest.json (+ soft labels) atomically; returns the folder."
     path = Path(path)
     tmp = make_temp_dir(path.parent, f'.{path.name}.tmp-')
@@ -81,7 +82,7 @@ def save_distilled(ds: DistilledSet, path) -> Path:
         replace_dir(tmp, path)   # a reader sees the old set or the new one, never a missing folder
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
-    return record_output(path)   # an output of the running grid cell: its journal record hashes every file of the set
+    return record_output(path) if record else path   # an output of the running grid cell: its journal record hashes every file of the set
 
 # %% ../nbs/09_distilled.ipynb #c009
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'

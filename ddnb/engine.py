@@ -20,7 +20,7 @@ class UnitStore:
     def __init__(self, cache_dir): self.root = Path(cache_dir).expanduser()/'units'
     def path(self, kind: str, key: str) -> Path: return self.root/kind/key[:2]/f'{key}.json'
     def folder(self, kind: str, key: str) -> Path:
-        "A unit's working folder (checkpoints of a long unit), beside its record."
+        "A unit's folder beside its record: checkpoints of a long unit while it runs, or the files it publishes (a distilled set, written before its record)."
         return self.root/kind/key[:2]/f'{key}.d'
 
     def get(self, kind: str, key: str) -> dict | None:

@@ -68,6 +68,7 @@ def cell_work(cell: GridCell) -> list | None:
             for seed in seeds:
                 sid = fingerprint(world, 'baseline', m, setp if m in ('DiT', 'DiT+CFG') else {}, ipc, seed if m != 'Full' else 0)
                 if m in ('DiT', 'DiT+CFG'): items.append({'kind': 'dit', 'id': sid, 'amount': C * ipc * steps * (2 if m == 'DiT+CFG' else 1)})
+                elif m != 'Full': items.append({'kind': 'set', 'id': sid, 'amount': 0})   # a real-image selection: a set unit without DiT work
                 students(sid, ipc, seed, p['recipes'], p.get('students'))
         return items
     for v in p['variants']:
@@ -115,6 +116,7 @@ def dedup_work(costs: list) -> dict:
 
 def unit_hours(it: dict, fwd: dict | None, scost: dict) -> float | None:
     "Hours of one work item on the measured device (None: not measured)."
+    if it['kind'] == 'set': return 0.0   # a selection of real images: seconds
     if it['kind'] == 'dit': return it['amount'] * fwd['s_per_forward'] / 3600 if fwd else None
     return it['amount'] * scost[it['student']] / 3600 if it['student'] in scost else None
 
@@ -122,8 +124,8 @@ def schedule_wall(units: list, hours: list, workers: int) -> float:
     "Hours to run `units` on `workers` GPUs: list scheduling, longest first, each unit after the set it evaluates (`after`)."
     import heapq
     ready_at, slots = {}, [0.0] * max(1, workers)
-    stage = [(h, u) for u, h in zip(units, hours) if u['kind'] == 'dit']
-    evals = [(h, u) for u, h in zip(units, hours) if u['kind'] != 'dit']
+    stage = [(h, u) for u, h in zip(units, hours) if u['kind'] != 'students']
+    evals = [(h, u) for u, h in zip(units, hours) if u['kind'] == 'students']
     for h, u in sorted(stage, key=lambda x: -x[0]):
         t = heapq.heappop(slots); ready_at[u['id']] = t + h; heapq.heappush(slots, t + h)
     for h, u in sorted(evals, key=lambda x: -x[0]):
@@ -201,7 +203,7 @@ def format_plan(rows: list, profile: str, out: Path, cache_dir, jobs: int = 1,
         lines.append(f"[ddnb] de-duplicated (a stage, distilled set or evaluation two cells share is one unit): {len(d['units'])} units of "
                      f"{d['units_before']} requested; DiT forwards {d['dit_after']:.3g} of {d['dit_before']:.3g} ({rep(d['dit_before'], d['dit_after'])}), "
                      f"student image-epochs {d['img_after']:.3g} of {d['img_before']:.3g} ({rep(d['img_before'], d['img_after'])}); "
-                     f"evaluation units already in the store: {UnitStore(cache_dir).count('evaluation')}")
+                     f"already in the store: {UnitStore(cache_dir).count('set')} set units, {UnitStore(cache_dir).count('evaluation')} evaluation units")
         if tiny or profile_params(profile).get('world') == 'mini':
             lines.append("[ddnb] this world runs on a CPU in minutes to hours (the reference run's times below): no GPU-hours estimate")
         else:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13b_units.ipynb #c003
 from __future__ import annotations
-import shutil, time
+import copy, shutil, time
 import torch
 from pathlib import Path
 from .core import fingerprint
@@ -12,7 +12,9 @@ from .engine import UnitStore, code_version_of, current_engine, _worker_address,
 from .batched import _run_group
 
 # %% auto #0
-__all__ = ['EVAL_CODE', 'set_key', 'model_key', 'evaluation_key', 'train_group', 'evaluate_units']
+__all__ = ['EVAL_CODE', 'set_key', 'model_key', 'evaluation_key', 'train_group', 'evaluate_units', 'set_builder',
+           'world_identity', 'distilled_set_key', 'build_sets', 'distilled_sets', 'baseline_set', 'd3hr_set',
+           'ims3_set']
 
 # %% ../nbs/13b_units.ipynb #c005
 EVAL_CODE = ('evaluate', 'batched')   # the modules an evaluation runs (their ddnb imports follow)
@@ -89,3 +91,189 @@ def evaluate_units(tasks: list,  # (DistilledSet, Recipe, seed) triples
             row = {**row, 'method': ds.method, 'ipc': ds.ipc, 'params': ds.params, 'set_seeds': ds.seeds, 'same_as': row['method'], 'seconds': 0.0}
         rows.append(row)
     return rows
+
+# %% ../nbs/13b_units.ipynb #c012
+def set_builder(code: tuple,   # the ddnb modules it runs: their code (and what they import) is part of its sets' keys
+                reads,         # spec → what of the world it reads besides the real data: some of 'generator', 'features', 'teacher'
+                label: str | None = None):  # the spec field that only names the set (its `method`): not in the key, given to the set on reading
+    "Mark `fn(W, spec, ipc, seed) -> DistilledSet` as a set builder; `fn.group(spec, ipc, seed)` (optional) says which sets share work."
+    def mark(fn):
+        fn.code, fn.reads, fn.label = tuple(code), reads, label
+        return fn
+    return mark
+
+def world_identity(W, build, spec: dict) -> dict:
+    "What of world `W` a set from `build` and `spec` reads, for its key: classes, the real data's content, the generator's key, φ's and the teacher's weights — never the device."
+    reads, out = build.reads(spec), {'world': W.cfg.world, 'classes': W.classes, 'real': W.train.fingerprint()}
+    if 'generator' in reads: out |= {'generator': W.generator_key, 'gen_labels': W.gen_labels.tolist()}
+    if 'features' in reads: out['features'] = model_key(_features(W, spec.get('features')))
+    if 'teacher' in reads: out['teacher'] = model_key(_q_classifier(W, spec))
+    return out
+
+def distilled_set_key(W, build, spec: dict, ipc: int, seed: int, identity: dict | None = None) -> str:
+    "Key of the unit that builds one distilled set: the builder and its options, IPC, seed, what it reads of the world, the code it runs."
+    what = {k: v for k, v in spec.items() if k != build.label}   # a variant's name is not what it builds
+    return fingerprint('set', f'{build.__module__}.{build.__qualname__}', what, ipc, seed, identity or world_identity(W, build, spec),
+                       code_version_of(*build.code), n=24)
+
+def _memo(W, slot: str, key, make, keep: int = 8):
+    "A value made from `W` kept on it (fine-tuned generators, statistics, candidates), the `keep` newest per slot."
+    memo = W.__dict__.setdefault('_set_memo', {}).setdefault(slot, {})
+    k = fingerprint(key)
+    if k not in memo:
+        while len(memo) >= keep: memo.pop(next(iter(memo)))
+        memo[k] = make()
+    return memo[k]
+
+_WORLDS = {}
+
+def _world_here(world):
+    "The world a set unit runs in: the caller's `World` itself, or (on a worker, from its `Config`) one built there once."
+    from ddnb.core import Config
+    if not isinstance(world, Config): return world
+    from ddnb.world import World
+    k = fingerprint(world.to_dict())
+    if k not in _WORLDS: _WORLDS[k] = World(world)
+    return _WORLDS[k]
+
+def _set_folder(store: UnitStore, key: str) -> Path: return store.folder('set', key)/'set'
+
+def build_sets(world, asks: list,  # (build, spec, ipc, seed) of one group of sets (or one set)
+               keys: list, cache_dir) -> list:
+    "Where this runs (a worker or this process): the record of each set, building only those not yet stored; a set's files are published before its record."
+    from ddnb.distilled import save_distilled
+    store, W = UnitStore(cache_dir), None
+    recs = [store.get('set', k) for k in keys]
+    for i, k in enumerate(keys):
+        if recs[i] is not None: continue
+        W = W or _world_here(world)
+        build, spec, ipc, seed = asks[i]
+        t0 = time.time()
+        ds = build(W, spec, ipc, seed)
+        if (rec := store.get('set', k)) is not None: recs[i] = rec; continue   # another worker published it meanwhile: its files stay
+        save_distilled(ds, _set_folder(store, k), record=False)   # temp folder, then one rename: two finishers leave one whole set
+        recs[i] = store.put('set', k, {'set': set_key(ds), 'method': ds.method, 'ipc': ds.ipc, 'images': len(ds)}, worker=_worker_address(),
+                            seconds=round(time.time() - t0, 3), label=f'{ds.method} IPC {ipc} seed {seed}')
+    return recs
+
+def distilled_sets(W, asks: list,   # (build, spec, ipc, seed) per set: a `set_builder`, its JSON-able options, IPC, seed
+                   desc: str = 'sets', engine: Engine | None = None) -> list:
+    """The distilled set of each ask, in order, each read from its unit in the store and built only when missing: on the grid's
+    engine when there is one (a GPU worker when `W` is on CUDA), else here. Each set carries its unit's record as `ds.unit`."""
+    from ddnb.distilled import load_distilled
+    cache_dir, ids = str(W.cfg.cache_dir), {}
+    def key(build, spec, ipc, seed):
+        wid = fingerprint(f'{build.__module__}.{build.__qualname__}', build.reads(spec), spec.get('features'), spec.get('q_recipe'))
+        if wid not in ids: ids[wid] = world_identity(W, build, spec)
+        return distilled_set_key(W, build, spec, ipc, seed, ids[wid])
+    keys = [key(*a) for a in asks]
+    store, first = UnitStore(cache_dir), {}
+    for i, k in enumerate(keys): first.setdefault(k, i)
+    recs = {k: store.get('set', k) for k in first}
+    miss = [first[k] for k, r in recs.items() if r is None]
+    if miss:
+        by_group = {}
+        for i in miss:
+            b, spec, ipc, seed = asks[i]
+            by_group.setdefault(fingerprint(keys[i]) if getattr(b, 'group', None) is None else fingerprint(b.__qualname__, b.group(spec, ipc, seed)), []).append(i)
+        groups = list(by_group.values())
+        engine = engine or current_engine()
+        if engine is None:
+            from ddnb.core import progress
+            done = [build_sets(W, [asks[i] for i in g], [keys[i] for i in g], cache_dir) for g in progress(groups, desc=desc)]
+        else:
+            cuda = W.device.type == 'cuda'   # a worker sees its own GPU(s): 'auto' keeps the world's sharding over them
+            cfg = W.cfg.replace(device=('auto' if W.cfg.device == 'auto' else 'cuda') if cuda else 'cpu')
+            calls = [(f"set-group-{fingerprint(sorted(keys[i] for i in g))}", build_sets, (cfg, [asks[i] for i in g], [keys[i] for i in g], cache_dir), cuda)
+                     for g in groups]
+            done = engine.map(calls, desc=desc)
+        for g, rs in zip(groups, done):
+            for i, rec in zip(g, rs): recs[keys[i]] = rec
+    sets = {}
+    for k, rec in recs.items():
+        ds = load_distilled(_set_folder(store, k), W.classes, W.image_shape)
+        if set_key(ds) != rec['result']['set']:
+            raise ValueError(f"set unit {k} ({rec.get('label')}): the set in {_set_folder(store, k)} is not the one its builder made "
+                             f"(content {set_key(ds)}, built {rec['result']['set']}); remove {store.path('set', k)} to build it again")
+        ds.unit = {f: rec.get(f) for f in ('key', 'worker', 'seconds', 'label', 'finished')}
+        sets[k] = ds
+    def named(ds, build, spec):   # the same set asked for under another variant name carries that name here
+        if build.label is None or ds.method == spec[build.label]: return ds
+        ds = copy.copy(ds); ds.method = spec[build.label]
+        return ds
+    return [named(sets[k], a[0], a[1]) for k, a in zip(keys, asks)]
+
+# %% ../nbs/13b_units.ipynb #c013
+def _features(W, name):
+    "φ by name, loaded once per world."
+    return _memo(W, 'features', name, lambda: W.features(name))
+
+def _q_classifier(W, spec: dict):
+    "IGDS's q = classifier: the soft-label teacher of the recipe `spec['q_recipe']`."
+    from ddnb.evaluate import Recipe
+    return _memo(W, 'teacher', spec['q_recipe'], lambda: W.teacher([Recipe.from_dict(spec['q_recipe'])]))
+
+_BASELINE_READS = {'Random': (), 'Herding': ('features',), 'K-Center': ('features',), 'DiT': ('generator',), 'DiT+CFG': ('generator',)}
+
+def _baseline_reads(spec: dict) -> tuple:
+    if spec.get('method') not in _BASELINE_READS: raise ValueError(f"method={spec.get('method')!r}: expected one of {list(_BASELINE_READS)} (Full is the real set itself)")
+    return _BASELINE_READS[spec['method']]
+
+@set_builder(code=('baselines',), reads=_baseline_reads)
+def baseline_set(W, spec: dict, ipc: int, seed: int):
+    "A baseline's set (`10_baselines`): spec {'method': Random | Herding | K-Center | DiT | DiT+CFG, and for DiT: guidance_scale, num_steps, sampler, sampler_opts}."
+    from ddnb.baselines import random_baseline, herding_baseline, k_center_baseline, dit_baseline
+    m, train = spec['method'], W.train
+    if m == 'Random': return random_baseline(train, ipc, seed)
+    if m == 'Herding': return herding_baseline(train, W.real_features(), ipc, seed)
+    if m == 'K-Center': return k_center_baseline(train, W.real_features(), ipc, seed)
+    _baseline_reads(spec)   # DiT or DiT+CFG, else one error naming the method
+    return dit_baseline(W.generator, train.classes, ipc, seed, spec['guidance_scale'], spec['num_steps'], gen_labels=W.gen_labels,
+                        source=train.fingerprint(), sampler=spec['sampler'], sampler_opts=spec['sampler_opts'])
+
+@set_builder(code=('d3hr',), reads=lambda spec: ('generator',), label='method')
+def d3hr_set(W, spec: dict, ipc: int, seed: int):
+    "A D3HR set (`07_d3hr`): spec {'method': its name, 'mapping': MappingConfig fields, 'group': GroupConfig fields}; the class statistics are a stage."
+    from ddnb.d3hr import MappingConfig, GroupConfig, cached_statistics, d3hr_distill
+    mc, gc = MappingConfig(**spec['mapping']), GroupConfig(**spec['group'])
+    st = _memo(W, 'd3hr_statistics', spec['mapping'], lambda: cached_statistics(W.cfg.cache_dir, W.generator, W.generator_key, W.train, mc, W.gen_labels), keep=2)
+    return d3hr_distill(W.generator, st, W.train.classes, ipc, mc, gc, seed, gen_labels=W.gen_labels, method=spec['method'], source=W.train.fingerprint())
+
+def _ims3_reads(spec: dict) -> tuple:
+    return ('generator',) + (('features',) if spec.get('s3') is not None else ()) + (('teacher',) if spec.get('q_recipe') else ())
+
+def _ims3_group(spec: dict, ipc: int, seed: int):
+    "S³ variants that sample the same candidates (a sweep over selection knobs) are built together, sampling them once."
+    if spec.get('s3') is None: return None
+    return [spec.get('finetune'), spec['sampler'], spec['sampler_opts'], spec.get('q_recipe'), spec['guidance_scale'], spec['num_steps'], spec['s3'].get('G'), ipc, seed]
+
+@set_builder(code=('baselines', 's3', 'finetune', 'samplers', 'dmgd', 'igds'), reads=_ims3_reads, label='method')
+def ims3_set(W, spec: dict, ipc: int, seed: int):
+    """An IMS3-family set (`08_s3`, `06_finetune`, `03b_samplers`): spec {'method', 'finetune': FinetuneConfig fields or None,
+    'sampler', 'sampler_opts', 'guidance_scale', 'num_steps', 's3': s3_distill options or None, 'features': φ's name, 'q_recipe'}."""
+    from ddnb.baselines import dit_baseline
+    from ddnb.s3 import s3_distill, sample_candidates
+    gen, train, gl = W.generator, W.train, W.gen_labels
+    if spec.get('finetune') is not None:
+        from ddnb.finetune import FinetuneConfig, finetuned_generator
+        fc = FinetuneConfig(**spec['finetune'])
+        gen = _memo(W, 'finetuned', fc.to_key(), lambda: finetuned_generator(W.cfg, W.generator, W.generator_key, train, fc, gen_labels=gl)[0], keep=16)
+    sname, sopts = spec['sampler'], dict(spec['sampler_opts'])
+    if sname == 'dmgd':
+        from ddnb.dmgd import dmgd_config, cached_prototypes
+        dc = dmgd_config(**sopts)
+        if dc.distribution and dc.s != 0:   # the codec is the same for every fine-tune: one stage per (data, K, mode), shared by cells
+            sopts['support'] = cached_prototypes(W.cfg.cache_dir, W.generator, W.generator_key, train, dc.K, dc.prototypes)
+    if sname == 'igds' and sopts.get('q') == 'classifier': sopts['classifier'] = _q_classifier(W, spec)
+    gs, steps = spec['guidance_scale'], spec['num_steps']
+    if spec.get('s3') is None:
+        ds = dit_baseline(gen, train.classes, ipc, seed, gs, steps, gen_labels=gl, source=train.fingerprint(), sampler=sname, sampler_opts=sopts, real=train)
+        ds.method = spec['method']
+        return ds
+    o, fname = dict(spec['s3']), spec.get('features')
+    cands = _memo(W, 'candidates', _ims3_group(spec, ipc, seed),
+                  lambda: sample_candidates(gen, train.num_classes, ipc, o['G'], seed, gs, steps, gl, sname, sopts, train), keep=1)
+    return s3_distill(gen, _features(W, fname), train, ipc, seed=seed, guidance_scale=gs, num_steps=steps, method=spec['method'],
+                      candidates=cands, gen_labels=gl, sampler=sname, sampler_opts=sopts, real_features=W.real_features(fname), **o)
+
+ims3_set.group = _ims3_group

@@ -143,3 +143,41 @@ def test_student_killed_mid_training_resumes_to_equal_weights(tmp_path):
     assert run(tmp_path/'ck', tmp_path/'resumed.pt').wait() == 0
     ref, res = torch.load(tmp_path/'ref.pt', weights_only=True), torch.load(tmp_path/'resumed.pt', weights_only=True)
     assert ref.keys() == res.keys() and all(torch.equal(ref[k], res[k]) for k in ref)
+
+
+from ddnb.units import set_builder, baseline_set
+
+SMOKE_WORLD = dict(profile='smoke', pretrain_steps=40, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2, num_steps=4)
+
+@set_builder(code=baseline_set.code, reads=baseline_set.reads)
+def _noted_set(W, spec, ipc, seed):
+    "`baseline_set`, appending one line per build to the file the spec names (builds are counted across worker processes)."
+    with open(spec['log'], 'a') as f: f.write(f"{os.getpid()} {spec['method']} {ipc} {seed}\n")
+    time.sleep(1.0)   # long enough that the second cell asks while the first cell's build runs
+    return baseline_set(W, spec, ipc, seed)
+
+
+@pytest.mark.xdist_group('b')
+def test_set_shared_by_two_cells_is_built_once_on_the_workers(tmp_path):
+    "Two cells' kernels ask a 2-worker engine for overlapping distilled sets at once: each set is built once, on a worker, equal to an in-process build."
+    from ddnb.world import World
+    from ddnb.units import distilled_sets, set_key
+    W = World.from_params(cache_dir=str(tmp_path/'cache'), **SMOKE_WORLD)
+    log = str(tmp_path/'builds.txt')
+    dit = {'method': 'DiT', 'guidance_scale': 1.0, 'num_steps': 4, 'sampler': 'ddim', 'sampler_opts': {}, 'log': log}
+    shared, own = (_noted_set, dit, 1, 0), (_noted_set, {'method': 'Random', 'log': log}, 2, 0)
+    out = {}
+    with Engine.start(jobs=2) as eng:
+        def cell(name, asks): out[name] = distilled_sets(W, asks, engine=eng)
+        ts = [threading.Thread(target=cell, args=('a', [shared])), threading.Thread(target=cell, args=('b', [shared, own]))]
+        for t in ts: t.start()
+        for t in ts: t.join()
+        workers = set(eng.workers())
+    builds = Path(log).read_text().splitlines()
+    assert sorted(b.split(' ', 1)[1] for b in builds) == ['DiT 1 0', 'Random 2 0'], builds     # the shared set: one build for two cells
+    assert UnitStore(tmp_path/'cache').count('set') == 2
+    a, b = out['a'][0], out['b'][0]
+    assert a.unit['key'] == b.unit['key'] and a.unit['worker'] in workers and set_key(a) == set_key(b)
+    here = distilled_sets(World.from_params(cache_dir=str(tmp_path/'in-process'), **SMOKE_WORLD), [shared, own])   # no engine: this process
+    assert [ds.unit['worker'] for ds in here] == ['in-process'] * 2 and len(Path(log).read_text().splitlines()) == 4
+    assert [(ds.unit['key'], set_key(ds)) for ds in here] == [(ds.unit['key'], set_key(ds)) for ds in (b, out['b'][1])]
