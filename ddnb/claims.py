@@ -217,5 +217,6 @@ def judge_claims(results: dict,           # cell name → result JSON (`reproduc
         counts = {v: sum(r['verdict'] == v for r in mine) for v in (HOLDS, FAILS, NOISE, UNTESTED, NOT_RUN)}
         summary.append(dict(claim=k, paper=c.paper, title=c.title, text=c.text, where=c.where, kind=c.kind, verdict=_overall([r['verdict'] for r in mine]),
                             comparisons=len(mine), **{v: n for v, n in counts.items() if n},
-                            in_claimed_direction=sum(r.get('sign') == '>' for r in mine)))
+                            in_claimed_direction=sum(r.get('sign') == '>' for r in mine),
+                            smallest_p_holm=min((r['p_holm'] for r in mine if r.get('p_holm') is not None), default=None)))
     return dict(rows=rows, claims=summary, family=len(keyed), alpha=alpha, correction='Holm–Bonferroni')
