@@ -11,7 +11,7 @@ from scipy import stats
 
 # %% auto #0
 __all__ = ['KINDS', 'HOLDS', 'FAILS', 'NOISE', 'UNTESTED', 'NOT_RUN', 'CLAIMS', 'MIXED', 'PARTLY', 'Claim', 'compare', 'holm',
-           'judge_claims']
+           'holm_adjusted', 'judge_claims']
 
 # %% ../nbs/13c_claims.ipynb #c005
 KINDS = ('ge', 'best', 'peak')
@@ -144,6 +144,10 @@ def holm(pvalues,            # the family's p-values
     "Which p-values survive Holm–Bonferroni at `alpha` over the whole family (step-down; controls the family-wise error)."
     return _holm(pvalues, alpha)[0]
 
+def holm_adjusted(pvalues) -> list:
+    "Holm–Bonferroni adjusted p-values, in the given order (a p-value survives at level α when its adjusted value is ≤ α)."
+    return _holm(pvalues, 1.0)[1]
+
 # %% ../nbs/13c_claims.ipynb #c013
 MIXED, PARTLY = 'mixed', 'partly holds'
 _GROUP = ('dataset', 'ipc', 'recipe', 'student')
@@ -182,7 +186,7 @@ def _overall(verdicts: list) -> str:
     if FAILS in tested: return MIXED if HOLDS in tested else FAILS
     return PARTLY if HOLDS in tested else NOISE
 
-def judge_claims(results: dict,           # cell name → result JSON (`reproduce.load_results(profile)`)
+def judge_claims(results: dict,           # cell name → result JSON (`report.load_results(profile)`)
                  claims: list = CLAIMS,
                  alpha: float = 0.05      # family-wise error rate of Holm–Bonferroni over every comparison of every claim
                  ) -> dict:

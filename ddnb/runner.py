@@ -14,7 +14,7 @@ from .grid import (GridCell, profile_params, profile_dir, grid_for, select_cells
                        declared_parameters, experiments_dir, _now)
 from .journal import Journal, clean_leftovers, set_aside_results, OUTPUTS_LOG, output_hashes, logged_outputs
 from .plan import plan_grid, format_plan, longest_first
-from .reproduce import result_problem, write_reports
+from .report import result_problem, write_reports
 from .engine import Engine, UnitStore
 
 # %% auto #0
