@@ -60,8 +60,9 @@ def method_style(name: str,              # a method of `METHOD_STYLES`, an ablat
     fam = family or method_family(name)
     if fam is not None:
         if fam not in METHOD_STYLES: raise KeyError(f"method_style({name!r}): family {fam!r} is not a method of METHOD_STYLES: {sorted(METHOD_STYLES)}")
-        own = METHOD_STYLES[fam]['marker']   # a variant's marker is never its method's: the solid method line stays apart
-        return dict(color=METHOD_STYLES[fam]['color'], marker=_pick(name, tuple(m for m in _VARIANT_MARKERS if m != own)), linestyle='--')
+        colour = METHOD_STYLES[fam]['color']   # a variant's marker is never that of a solid line in its colour (the method, its compositions)
+        own = {s['marker'] for s in METHOD_STYLES.values() if s['color'] == colour}
+        return dict(color=colour, marker=_pick(name, tuple(m for m in _VARIANT_MARKERS if m not in own)), linestyle='--')
     return dict(color=_pick(name, _HASH_COLOURS, 'colour'), marker=_pick(name, _VARIANT_MARKERS), linestyle=':')
 
 # %% ../nbs/13d_figures.ipynb #c010
