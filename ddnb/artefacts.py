@@ -197,7 +197,7 @@ def get_artefacts(keys=None) -> list:
 @dataclass
 class Study:
     "One study of a mini profile as data, drawn by the same renderer as the paper artefacts: its cells, rows, columns and figure."
-    key: str                      # 'mini/d3hr-steps': its section's anchor
+    key: str                      # 'mini/d3hr-steps': its name in `MINI_STUDIES` (the part after '/' names its figure file)
     title: str                    # its heading (with the key, at most 80 characters)
     part: str                     # the report part it belongs to: 'Generator', 'Key results', 'IMS3', 'D3HR', 'Guided samplers'
     cells: list                   # result cells (file stems) it reads, in order; a method in several is read from the first

@@ -239,7 +239,8 @@ def key_sentences(rows: dict, seeds: dict) -> list:
             if not cand: continue
             m, b = max(cand, key=lambda t: t[1]['mean'])
             ties = [o for o, v in cand if o != m and (c := _compare(seeds.get((m, i, rc), {}), seeds.get((o, i, rc), {})))['p'] is not None and c['p'] >= 0.05]
-            said = ', '.join(ties) if len(ties) <= 3 else f"{len(ties)} of the other {len(cand) - 1} methods"
+            said = (', '.join(ties) if len(ties) <= 3 else 'any other method' if len(ties) == len(cand) - 1
+                    else f"{len(ties)} of the other {len(cand) - 1} methods")
             parts.append(f"IPC {i}: {m} ({pm(b['mean'], b['std'], b['n'])})" + (f", not separated from {said}" if ties else ''))
         if parts: out.append(f"Best on `{rc}` — " + '; '.join(parts) + '. (Not separated: paired t-test p ≥ 0.05 against the best, uncorrected.)')
         for i in _ipcs(rows):
