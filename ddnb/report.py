@@ -16,11 +16,11 @@ from .claims import CLAIMS, compare, holm_adjusted, judge_claims, NOT_RUN
 
 # %% auto #0
 __all__ = ['TIME_STAGES', 'result_problem', 'load_results', 'markdown_table', 'pm', 'heading', 'anchor', 'toc', 'accuracy_rule',
-           'seed_spread', 'seeds_line', 'save_figure', 'image_grid_figure', 'distilled_figure', 'measured_rows',
-           'study_rows', 'ranking', 'methods_table', 'key_sentences', 'vs_ipc_figure', 'sweep_figure', 'heatmap_figure',
-           'delta_figure', 'distilled_composite', 'variant_table', 'versus_base', 'versus_table', 'paper_table',
-           'foundation_section', 'study_section', 'artefact_table', 'protocol_line', 'artefact_section', 'header',
-           'key_results', 'claims_section', 'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement',
+           'seed_spread', 'seeds_line', 'save_figure', 'image_grid_figure', 'measured_rows', 'study_rows', 'ranking',
+           'methods_table', 'key_sentences', 'vs_ipc_figure', 'sweep_figure', 'heatmap_figure', 'delta_figure',
+           'distilled_composite', 'variant_table', 'versus_base', 'versus_table', 'paper_table', 'foundation_section',
+           'study_section', 'artefact_table', 'protocol_line', 'artefact_section', 'header', 'key_results',
+           'claims_section', 'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement',
            'compare_to_reference', 'run_to_run_section', 'cost_rows', 'cost_section', 'time_breakdown', 'time_section',
            'section', 'write_reports']
 
@@ -159,10 +159,6 @@ def image_grid_figure(rows: list,  # list of (row label, images tensor (N, C, H,
         axs[r][0].set_ylabel(str(label), rotation=0, ha='right', va='center')
     if title: fig.suptitle(title)
     return fig
-
-def distilled_figure(ds, title: str = ''):
-    "One row per class of a distilled set's images."
-    return image_grid_figure([(c, ds.x[ds.y == i]) for i, c in enumerate(ds.classes)], title or f'{ds.method}, IPC {ds.ipc}')
 
 # %% ../nbs/14_report.ipynb #c041
 def measured_rows(results: dict) -> list:
