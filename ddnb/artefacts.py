@@ -11,8 +11,8 @@ from .data import reference_dir, SUBSETS
 
 # %% auto #0
 __all__ = ['PAPER_STUDENTS', 'UNREADABLE', 'BASELINE_METHODS', 'IMS3_RECIPES', 'D3HR_RECIPES', 'D3HR_CELL', 'ARTEFACTS',
-           'row_name', 'variant_for', 'paper_values', 'Artefact', 'get_artefacts', 'artefact_cells', 'measured_rows',
-           'artefact_table', 'protocol_line', 'artefact_section']
+           'METHOD_GROUPS', 'ABLATION_OF', 'MINI_STUDIES', 'row_name', 'variant_for', 'paper_values', 'Artefact',
+           'get_artefacts', 'Study', 'method_group', 'artefact_cells']
 
 # %% ../nbs/13a_artefacts.ipynb #c006
 PAPER_STUDENTS = {'ConvNet-6': 'convnet', 'ResNetAP-10': 'resnetap10', 'ResNet-18': 'resnet18', 'ResNet-50': 'timm:resnet50',
@@ -193,6 +193,76 @@ def get_artefacts(keys=None) -> list:
     if bad: raise KeyError(f"artefact(s) {bad} are not registered; known: {sorted(ARTEFACTS)}")
     return [ARTEFACTS[k] for k in keys]
 
+# %% ../nbs/13a_artefacts.ipynb #c012s
+@dataclass
+class Study:
+    "One study of a mini profile as data, drawn by the same renderer as the paper artefacts: its cells, rows, columns and figure."
+    key: str                      # 'mini/d3hr-steps': its name in `MINI_STUDIES` (the part after '/' names its figure file)
+    title: str                    # its heading (with the key, at most 80 characters)
+    part: str                     # the report part it belongs to: 'Generator', 'Key results', 'IMS3', 'D3HR', 'Guided samplers'
+    cells: list                   # result cells (file stems) it reads, in order; a method in several is read from the first
+    rows: str = 'variants'        # 'variants': each cell's variants in its order; 'methods': METHOD_GROUPS, grouped; 'foundation'
+    figure: str | None = None     # 'vs-ipc' | 'sweep' | 'heatmap' | 'delta' (guided vs base) | None
+    x_label: str = ''             # sweep: what the variants vary
+    x_pattern: str = r'^(?P<family>.*?)\s*[^\s=]+=(?P<x>[^=]+)$'   # sweep: a variant name → its curve (`family`) and x tick (`x`)
+    base: str | None = None       # sweep: a variant drawn as the reference line (the guided samplers' base)
+    artefact: str | None = None   # the paper artefact it stands in for (`ARTEFACTS` key)
+    paper_table: str | None = None   # a `paper_results.csv` table of the artefact's paper printed beside it (another world)
+    extras: tuple = ()            # the cell's extra tables: 'diagnostics' (D3HR latents), 'feature_stats' (IMS3), 'images' (figures the cell wrote)
+    images: tuple = ()            # figures the cells wrote under figures/ (file name, caption), shown with the section
+    note: str = ''
+
+METHOD_GROUPS = {'selection': ('Random', 'Herding', 'K-Center'),
+                 'generative': ('DiT', 'DiT+CFG', 'DDPM', 'Pixel-Gaussian', 'D3HR', 'Minimax', 'IMS3'),
+                 'guided': ('DMGD', 'IGDS')}
+ABLATION_OF = {'DiT+IM': 'IMS3', 'DiT+S3': 'IMS3', 'Base-DDPM': 'D3HR', 'Base-RS': 'D3HR'}   # variants drawn dashed, in their study
+
+_MAIN_CELLS = ['baseline-Random', 'baseline-Herding', 'baseline-K-Center', 'baseline-DiT', 'baseline-DiT+CFG', 'baseline-Full',
+               'd3hr-main', 'ims3-table4', 'dmgd-main', 'igds-main']
+_LOSS_NOTE = ('1−cos, L1 and L2 are the paper form (Eq. 6) with that distance. "code form" is the official `train_dit.py` '
+              "fine-tune: the per-class Minimax terms plus 1 − λ·(mean cosine over all B×B pairs of the model's posterior mean "
+              'x_{t−1} and a DDIM step of the clean x₀ from ᾱ_t to ᾱ_{t+1}), `06_finetune`; mini world: no learned Σ, no EMA.')
+
+MINI_STUDIES = {s.key: s for s in [
+    Study('mini/foundation', 'Generator: pretraining, quality gate, reconstruction', 'Generator', ['foundation'], rows='foundation',
+          images=(('pretrain_loss.png', 'pretraining loss per step'), ('samples.png', 'DDIM samples, one row per class'),
+                  ('quality_gate.png', 'share of samples the real-data classifier recognises, per class'),
+                  ('reconstruction.png', 'real test images (top) and their invert → regenerate reconstruction (bottom)'))),
+    Study('mini/methods', 'All methods against IPC', 'Key results', _MAIN_CELLS, rows='methods', figure='vs-ipc'),
+    Study('mini/ims3-table4', 'IMS3 Table 4: IM and S³ ablation', 'IMS3', ['ims3-table4'], figure='vs-ipc', artefact='ims3/table4',
+          paper_table='4', extras=('feature_stats',), images=(('ims3_tsne.png', 't-SNE of real, DiT and IMS3 features'),)),
+    Study('mini/ims3-alpha-beta', 'IMS3 Fig. 3: S³ weights α and β', 'IMS3', ['ims3-alpha-beta'], figure='heatmap', artefact='ims3/fig3',
+          note='With the paper objective (α·A − β·B per class) only β/α changes the winner: cells on one ray select the same sets.'),
+    Study('mini/ims3-k', 'IMS3 Fig. 4: K_i real images per class centroid', 'IMS3', ['ims3-k'], figure='sweep', x_label='K_i',
+          artefact='ims3/fig4', note='K = all uses every train image of the class.'),
+    Study('mini/ims3-lambda', 'IMS3 Fig. 5: IM weight λ_IM', 'IMS3', ['ims3-lambda'], figure='sweep', x_label='λ_IM', artefact='ims3/fig5',
+          note='λ_IM = 0 is the same fine-tune without the IM term: the control for "IM, or fine-tuning at all?".'),
+    Study('mini/ims3-g', 'IMS3 Fig. 6: G candidate subgroups per class', 'IMS3', ['ims3-g'], figure='sweep', x_label='G',
+          artefact='ims3/fig6', note='G = 1 keeps the only candidate subgroup: no selection.'),
+    Study('mini/ims3-loss', 'IMS3 Table 7: IM matching distance and form', 'IMS3', ['ims3-loss'], artefact='ims3/table7',
+          paper_table='7', note=_LOSS_NOTE),
+    Study('mini/ims3-features', 'IMS3 Table 8: S³ feature extractor φ', 'IMS3', ['ims3-features'], artefact='ims3/table8', paper_table='8'),
+    Study('mini/ims3-centroids', 'IMS3 Table 13: S³ centroids, generated vs real', 'IMS3', ['ims3-centroids'], artefact='ims3/table13',
+          paper_table='13'),
+    Study('mini/d3hr-main', 'D3HR: mapping and group sampling vs its bases', 'D3HR', ['d3hr-main'], figure='vs-ipc', artefact='d3hr/table3',
+          extras=('diagnostics',), images=(('d3hr_latents_pca.png', 'mapped latents of one class, first two principal components'),)),
+    Study('mini/d3hr-losses', 'D3HR Table 3: loss terms of group sampling', 'D3HR', ['d3hr-losses'], artefact='d3hr/table3'),
+    Study('mini/d3hr-steps', 'D3HR Fig. 5: inversion step T of 50', 'D3HR', ['d3hr-steps'], figure='sweep', x_label='T', artefact='d3hr/fig5'),
+    Study('mini/d3hr-m', 'D3HR Tables A9–A10: candidate groups m', 'D3HR', ['d3hr-m'], figure='sweep', x_label='m', artefact='d3hr/tableA9'),
+    Study('mini/d3hr-variance', 'D3HR Table A5: σ scaled', 'D3HR', ['d3hr-variance'], figure='sweep', x_label='σ change',
+          x_pattern=r'^variance (?P<x>.+)$', artefact='d3hr/tableA5'),
+    Study('mini/dmgd-main', 'DMGD with fine-tunes and S³', 'Guided samplers', ['dmgd-main'], figure='delta', artefact='dmgd/readme'),
+    Study('mini/dmgd-ablation', 'DMGD ablation: parts, prototypes, window, s, memory', 'Guided samplers', ['dmgd-ablation'],
+          figure='sweep', x_label='s (OT guidance scale)', x_pattern=r'^(?P<family>)s=(?P<x>[^=]+)$', base='DDPM'),
+    Study('mini/igds-main', 'IGDS (reconstruction): terms, q, compositions', 'Guided samplers', ['igds-main'], figure='delta', artefact='igds/main'),
+    Study('mini/igds-beta', 'IGDS (reconstruction): β₀ sweep, β = β₀·log₂ IPC', 'Guided samplers', ['igds-beta'], figure='sweep',
+          x_label='β₀', base='DDPM', artefact='igds/main'),
+]}
+
+def method_group(name: str) -> str:
+    "'selection', 'generative' or 'guided' for a method of the key results; 'ablation' for any other variant."
+    return next((g for g, ms in METHOD_GROUPS.items() if name in ms), 'ablation')
+
 # %% ../nbs/13a_artefacts.ipynb #c014
 def _cell_ipc(ipc, budget): return ipc if ipc is None or not budget.get('ipc_cap') else min(ipc, budget['ipc_cap'])
 
@@ -230,166 +300,3 @@ def artefact_cells(artefacts: list, budget: dict) -> list:
             cells.append((name, f'{nb}.ipynb', dict(common, study='paper', variants=vs, ipcs=sorted({i for v in vs for i in v['ipcs']}), **(D3HR_CELL if nb == 'd3hr' else {}),
                                                      recipes=_union([], [r for v in vs for r in v['recipes']]))))
     return cells
-
-# %% ../nbs/13a_artefacts.ipynb #c101
-def measured_rows(results: dict) -> list:
-    "Every summary row of every result file, with the cell that wrote it."
-    return [{**r, 'cell': cell, 'dataset': r.get('dataset', res.get('dataset'))} for cell, res in results.items() for r in res.get('summary', [])]
-
-def _base_recipe(name: str) -> str: return name.split('@')[0]
-def _pm(mean, std, n=None) -> str: return f"{float(mean):.1f} ± {float(std):.1f}" + (f" (n={n})" if n else '')
-
-def _lookup(meas: list) -> dict:
-    idx = {}
-    for m in meas:
-        idx[(m['dataset'], m['method'], m['ipc'], m['student'], _base_recipe(m['recipe']))] = m
-        if m['method'] == 'Full': idx[(m['dataset'], 'Full', None, m['student'], _base_recipe(m['recipe']))] = m   # one Full set whatever the IPC
-    return idx
-
-def _column_recipe(a: Artefact, method: str, rec: str) -> str | None:
-    "The recipe whose number stands in `rec`'s column for a row of `method`: `rec`, or the row's own recipe of the same label mode (None: it has none)."
-    if method not in a.row_recipes: return rec
-    from ddnb.evaluate import get_recipe
-    mode = get_recipe(rec).label_mode
-    return next((o for o in a.row_recipes[method] if get_recipe(o).label_mode == mode), None)
-
-def artefact_table(a: Artefact, meas: list) -> tuple:
-    "(table rows, columns, reasons not carried, unreadable counts, measured rows used) of a table or figure artefact."
-    idx, rows, reasons, unreadable, used, seen = _lookup(meas), [], {}, {}, [], set()
-    best = 'ddnb best of hard / soft'
-    cols = ['dataset', 'IPC', 'student', 'method', 'paper'] + [f'ddnb `{r}`' for r in a.recipes] + ([best] if a.best_of else [])
-    def cells(r, ipc):
-        out, got = {}, []
-        for rec in a.recipes:
-            own = _column_recipe(a, r['name'], rec)       # a row with its own recipes shows them in the column of the same label mode
-            m = own and idx.get((r['dataset'], r['name'], None if r['name'] == 'Full' else ipc, r['ddnb_student'], own))
-            out[f'ddnb `{rec}`'] = (_pm(m['mean'], m['std'], m['n']) + ('' if own == rec else f' `{own}`')) if m else '—'
-            if m: used.append(m); got.append(m)
-        if a.best_of:
-            b = max(got, key=lambda m: m['mean'], default=None)
-            out[best] = f"{_pm(b['mean'], b['std'], b['n'])} ({b['label_mode']})" if b else '—'
-        return out
-    for r in a.rows():
-        if r['reason'] and ('not readable' in r['reason'] or 'does not name the dataset' in r['reason']):
-            unreadable[r['reason']] = unreadable.get(r['reason'], 0) + 1; continue
-        p = r['paper']
-        paper = (_pm(p['mean'], p['std'] or 0) if p['std'] else p['mean']) + (f" ({p['label_mode']})" if p['label_mode'] else '') if p else '—'
-        row = {'dataset': r['dataset'], 'IPC': r['ipc'] if r['ipc'] is not None else '', 'student': r['student'], 'method': r['name'], 'paper': paper}
-        if r['reason']:
-            reasons.setdefault(r['reason'], set()).add(r['name'])
-            row.update({c: 'not carried' for c in cols[5:]})
-        else: row.update(cells(r, r['ipc']))
-        rows.append(row); seen.add((r['dataset'], r['name'], r['ipc'], r['ddnb_student']))
-    wanted = {(r['dataset'], r['name'], r['ddnb_student']) for r in a.rows() if not r['reason']}
-    extra = sorted({(m['dataset'], m['method'], m['ipc'], m['student']) for m in meas if (m['dataset'], m['method'], m['student']) in wanted
-                    and (m['dataset'], m['method'], m['ipc'], m['student']) not in seen and _base_recipe(m['recipe']) in a.recipes_of(m['method']) and m['method'] != 'Full'},
-                   key=lambda k: (k[0], k[2], k[3], k[1]))
-    stud = {v: k for k, v in PAPER_STUDENTS.items()}
-    for ds, name, ipc, st in extra:
-        r = {'dataset': ds, 'name': name, 'ddnb_student': st}
-        rows.append({'dataset': ds, 'IPC': ipc, 'student': stud.get(st, st), 'method': name, 'paper': '— (no paper row at this IPC)', **cells(r, ipc)})
-    return rows, cols, reasons, unreadable, used
-
-# %% ../nbs/13a_artefacts.ipynb #c102
-def _figure(a: Artefact, used: list, path: Path) -> Path | None:
-    "Top-1 per swept value (the first recipe), mean ± std over seeds: one line per method of the sweep, dataset and IPC."
-    import matplotlib.pyplot as plt
-    from ddnb.reproduce import save_figure
-    names = [v['name'] for _, v in a.variants]
-    family, value = (lambda n: n.split(' (')[0]), (lambda n: n.split('(')[-1].rstrip(')'))
-    ticks = list(dict.fromkeys(value(n) for n in names))
-    pts = {}
-    for m in used:
-        if m['method'] in names and _base_recipe(m['recipe']) == a.recipes[0]: pts.setdefault((m['dataset'], m['ipc']), {})[m['method']] = m
-    if not pts: return None
-    fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(ticks)), 3.2))
-    for (ds, ipc), got in sorted(pts.items()):
-        for fam in dict.fromkeys(family(n) for n in names):
-            run = [n for n in names if n in got and family(n) == fam]
-            if run: ax.errorbar([ticks.index(value(n)) for n in run], [got[n]['mean'] for n in run], [got[n]['std'] for n in run],
-                                marker='o', capsize=3, label=f'{fam}, {ds} IPC {ipc}')
-    ax.set_xticks(range(len(ticks)), ticks, rotation=45, ha='right', fontsize=7)
-    ax.set_xlabel(a.x_label); ax.set_ylabel(f'top-1 % ({a.recipes[0]})'); ax.legend(fontsize=7); ax.set_title(f'{a.key}: {a.title}', fontsize=9)
-    return save_figure(fig, path)
-
-def _runtime_rows(a: Artefact, results: dict) -> list:
-    "IMS3 Table 9: fine-tune and sampling minutes per method from the ims3 cells of the artefact's dataset, beside the paper's."
-    paper = {(r['method'], r['setting']): r['mean'] for r in a.paper_rows()}
-    rows = []
-    for cell, res in results.items():
-        for r in res.get('runtime', []):
-            if res.get('dataset') != 'imagewoof' or r['method'] not in ('DiT', 'Minimax', 'IMS3'): continue
-            by_ipc = r.get('sampling_min_by_ipc', {str(r['ipc']): r['sampling_min']})   # the paper times IPC 10; older results kept only the largest IPC
-            ipc = 10 if '10' in by_ipc else r['ipc']
-            rows.append({'method': r['method'], 'cell': f'`{cell}`', 'IPC': ipc, 'device': res.get('world_info', {}).get('device', '?'),
-                         'fine-tune min (paper)': paper.get((r['method'], 'stage=fine-tuning'), '—'), 'fine-tune min (ddnb)': f"{r['finetune_min']:.3g}",
-                         'sampling min (paper)': paper.get((r['method'], 'stage=sampling'), '—'), 'sampling min (ddnb)': f"{by_ipc[str(ipc)]:.3g}"})
-    return rows
-
-def _normalisation(net: str) -> str:
-    "How a student network normalises: BatchNorm (running statistics that training moves) or not."
-    if net.startswith('timm:'): return 'BatchNorm'
-    from ddnb.students import has_running_stats
-    try: return 'BatchNorm' if has_running_stats(net) else 'no BatchNorm'
-    except Exception: return 'normalisation not known'
-
-def _teacher_words(t) -> str:
-    if not t: return 'not recorded'
-    return (f"`{Path(str(t.get('file', '?'))).name}` ({t.get('arch', '?')}, sha256 {str(t.get('sha256', '?'))[:12]}, "
-            f"{'its own' if t.get('per_dataset') else 'one file for every dataset'})")
-
-def protocol_line(used: list, results: dict) -> str:
-    """What else stands behind an artefact's numbers, in one line: the preset of each method that has one, the network each
-    student label trains with its normalisation, and the soft-label teacher of each dataset (from the result files)."""
-    from ddnb.evaluate import get_recipe
-    presets = {}
-    for m in used:
-        if m.get('preset'): presets.setdefault(m['preset'], set()).add(m['method'])
-    nets = {}
-    for m in used:
-        try: net = get_recipe(_base_recipe(m['recipe'])).student_map.get(m['student'], m['student'])
-        except (KeyError, ValueError): net = m['student']
-        nets.setdefault(m['student'], {}).setdefault(net, set()).add(_base_recipe(m['recipe']))
-    teachers = {}
-    for m in used:
-        try: soft = get_recipe(_base_recipe(m['recipe'])).label_mode == 'soft'
-        except (KeyError, ValueError): soft = m.get('label_mode') == 'soft'
-        if soft: teachers[m['dataset']] = (results.get(m['cell'], {}).get('world_info') or {}).get('teacher')
-    said = ['presets: ' + ('; '.join(f"`{p}` ({', '.join(sorted(ms))})" for p, ms in sorted(presets.items())) if presets else "ddnb's defaults")]
-    said.append('students: ' + '; '.join(f"`{s}` trains " + ', '.join(f"`{n}` ({_normalisation(n)}" + (f"; {', '.join(sorted(rs))})" if len(ns) > 1 else ')')
-                                                               for n, rs in sorted(ns.items())) for s, ns in sorted(nets.items())))
-    if teachers: said.append('soft-label teacher: ' + '; '.join(f"{d}: {_teacher_words(t)}" for d, t in sorted(teachers.items())))
-    return 'Protocol — ' + '; '.join(said) + '.'
-
-def artefact_section(a: Artefact, results: dict, out: Path) -> str:
-    "The markdown section of one artefact (figures written under `out/figures/artefacts/`)."
-    from ddnb.reproduce import markdown_table, accuracy_rule, seed_spread
-    where = f"Table {a.table}" if a.table and a.table != 'README' else ('README' if a.table else 'figure' if a.kind in ('figure', 'tsne') else 'no printed table')
-    md = [f"### `{a.key}` — {a.paper} {where}: {a.title}", '']
-    if a.note: md += [f"*{a.note}*", '']
-    meas = measured_rows(results)
-    if a.kind == 'runtime':
-        rows = _runtime_rows(a, results) if a.key == 'ims3/table9' else []
-        if rows: md += [markdown_table(rows, list(rows[0])), '']
-        elif a.paper_rows(): md += ['Paper values (ddnb has no grid measurement for this table):', '',
-                                    markdown_table([{'method': r['method'], 'IPC': r['ipc'], 'setting': r['setting'], 'paper': r['mean'], 'unit': r['notes']}
-                                                    for r in a.paper_rows()], ['method', 'IPC', 'setting', 'paper', 'unit']), '']
-        return '\n'.join(md)
-    rows, cols, reasons, unreadable, used = artefact_table(a, meas)
-    if a.kind == 'tsne':
-        for ds in a.datasets:
-            p = out/'figures'/ds/'ims3_tsne.png'
-            md += [f'![t-SNE {ds}](figures/{ds}/ims3_tsne.png)' if p.exists() else f'*(no t-SNE for {ds} yet: its ims3 cell has not run)*', '']
-    if a.kind == 'figure':
-        p = _figure(a, used, out/'figures'/'artefacts'/f"{a.key.replace('/', '-')}.png")
-        if p: md += [f"![{a.key}](figures/artefacts/{p.name})", '']
-    if rows: md += [markdown_table(rows, cols), '']
-    if used:
-        seeds = sorted({s for m in used for s in m.get('seeds', [])})
-        md += [f"ddnb: recipes {', '.join(f'`{r}`' for r in sorted({m['recipe'] for m in used}))}; seeds {seeds}; cells "
-               f"{', '.join(f'`{c}`' for c in sorted({m['cell'] for m in used}))}; {accuracy_rule(used)}; {seed_spread(used)}.",
-               protocol_line(used, results), '']
-    elif any(not r['reason'] for r in a.rows()): md += ['ddnb: no result yet — its cells have not run in this profile.', '']
-    for why, names in reasons.items(): md.append(f"- {', '.join(sorted(names))}: {why}")
-    for why, n in unreadable.items(): md.append(f"- {n} paper rows skipped: {why}")
-    return '\n'.join(md + [''])

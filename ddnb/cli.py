@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, os, sys
 from .runner import run_grid, GridInterrupted
-from .reproduce import write_reports, freeze_reference
+from .report import write_reports, freeze_reference
 from .grid import PROFILES
 
 # %% auto #0

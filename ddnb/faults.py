@@ -8,7 +8,7 @@ import json, os, random, shutil, signal, subprocess, sys, tempfile, time
 from pathlib import Path
 from .core import StageCache
 from .journal import Journal
-from .reproduce import load_results, markdown_table
+from .report import load_results, markdown_table
 
 PROFILE = 'faults'   # seconds-long budgets: each cell's time is mostly its kernel's start-up
 FAULT_CELLS = ('foundation', 'baseline-Random', 'd3hr-main')   # pretraining, teacher and D3HR statistics stages

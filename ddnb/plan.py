@@ -11,7 +11,7 @@ from .core import (atomic_write, save_json, load_json, progress, default_cache_d
                        writable_dir, exclusive_lock, share_mode, StageCache)
 from .grid import GridCell, cell_key_parts, profile_params
 from .journal import Journal
-from .reproduce import load_reference
+from .report import load_reference
 
 # %% auto #0
 __all__ = ['plan_grid', 'cell_work', 'cell_cost', 'dedup_work', 'unit_hours', 'schedule_wall', 'save_student_cost',

@@ -14,7 +14,7 @@ from .grid import (GridCell, profile_params, profile_dir, grid_for, select_cells
                        declared_parameters, experiments_dir, _now)
 from .journal import Journal, clean_leftovers, set_aside_results, OUTPUTS_LOG, output_hashes, logged_outputs
 from .plan import plan_grid, format_plan, longest_first
-from .reproduce import result_problem, write_reports
+from .report import result_problem, write_reports
 from .engine import Engine, UnitStore
 
 # %% auto #0
@@ -257,6 +257,6 @@ def _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs=1, engi
         finally:
             if engine is not None: engine.close()
     status = [done[cell.name] for cell in cells]
-    try: write_reports(profile, reports_dir)
+    try: write_reports(profile, reports_dir, only=only if profile_params(profile).get('artefacts') else None)   # a paper run's `--only`: its artefacts' sections only
     except OSError as e: print(f"[ddnb] the reports could not be written: {e}", file=sys.stderr, flush=True)
     return status

@@ -8,7 +8,7 @@ import torch
 from ddnb.engine import Engine, Unit, UnitStore
 from ddnb.grid import GridCell
 from ddnb.runner import run_grid, run_cell
-from ddnb.reproduce import load_results
+from ddnb.report import load_results
 
 BIN = Path(sys.executable).parent
 

@@ -2,7 +2,7 @@
 
 `ddnb check` / `make faults` run the whole battery (every scenario, three cells and three stages); this runs each
 fault class once on the `foundation` cell (pretraining stage) to stay inside the test command's time budget. Bad
-result files are tested in `14_reproduce` (`load_results`, the journal's verdicts), damaged stages in `00_core`."""
+result files are tested in `14_report` (`load_results`, the journal's verdicts), damaged stages in `00_core`."""
 import pytest
 from ddnb.faults import run_battery
 

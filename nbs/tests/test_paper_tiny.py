@@ -5,7 +5,7 @@ import json, os, shutil, subprocess, sys
 from pathlib import Path
 from ddnb.artefacts import ARTEFACTS
 from ddnb.data import class_list
-from ddnb.reproduce import load_results
+from ddnb.report import load_results
 from ddnb.grid import grid_for, world_inputs
 
 

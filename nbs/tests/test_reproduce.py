@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 from ddnb.cli import main
-from ddnb.reproduce import load_results, freeze_reference, write_reports
+from ddnb.report import load_results, freeze_reference, write_reports
 from ddnb.grid import GridCell, grid_for
 from ddnb.plan import plan_grid
 from ddnb.journal import Journal
@@ -27,25 +27,25 @@ def test_smoke_grid_runs_and_resumes(tmp_path):
     assert (out/'notebooks'/'foundation.ipynb').exists()
     readme = (out/'README.md').read_text()
     assert 'Quality gate' in readme and 'PSNR' in readme and 'profile `smoke`' in readme
-    # baselines: one cell per method, rows per (IPC, recipe, seed), a table with mean ± std and a figure
+    # baselines: one cell per method, rows per (IPC, recipe, seed), the key results' table with mean ± std and a figure
     for m in ('Random', 'Herding', 'K-Center', 'DiT', 'DiT+CFG', 'Full'):
         b = json.loads((out/'results'/f'baseline-{m}.json').read_text())
         assert {r['recipe'] for r in b['rows']} == {'mini-hard@2ep', 'mini-soft@2ep'}
         assert len(b['rows']) == (4 if m == 'Full' else 8) and all(0 <= r['top1'] <= 100 for r in b['rows'])
     assert (out/'distilled'/'Herding'/'ipc2'/'manifest.json').exists()
-    assert (out/'figures'/'baselines_vs_ipc.png').exists() and 'Random' in (out/'baselines.csv').read_text()
-    assert '| DiT+CFG | 2 |' in readme and 'seeds [0, 1]' in readme
+    assert (out/'figures'/'methods_vs_ipc.png').exists() and 'Random' in (out/'baselines.csv').read_text()
+    assert '| generative | DiT+CFG |' in readme and 'seeds [0, 1]' in readme
     # D3HR main study: four variants next to the baselines, statistics diagnostics, the latent PCA figure
     d = json.loads((out/'results'/'d3hr-main.json').read_text())
     assert {r['method'] for r in d['rows']} == {'D3HR', 'Base-DDPM', 'Base-RS', 'Pixel-Gaussian'}
     assert d['diagnostics']['D3HR']['mean_sigma'] > 0 and (out/'figures'/'d3hr_latents_pca.png').exists()
-    assert '| D3HR | 2 |' in readme and r'mean \|skewness\|' in readme   # '|' in a header is escaped (GFM)
+    assert '| D3HR |' in readme and r'mean \|skewness\|' in readme   # '|' in a header is escaped (GFM)
     assert (out/'distilled'/'D3HR'/'ipc1'/'manifest.json').exists()
     # IMS3 ablation: five methods, runtime rows, the paper's Table 4 beside (labelled as another world)
     t4 = json.loads((out/'results'/'ims3-table4.json').read_text())
     assert {r['method'] for r in t4['rows']} == {'DiT', 'DiT+IM', 'DiT+S3', 'IMS3', 'Minimax'}
     assert {r['method'] for r in t4['runtime']} == {'DiT', 'DiT+IM', 'DiT+S3', 'IMS3', 'Minimax'}
-    assert '## IMS3 ablation' in readme and 'a different world' in readme and '| IMS3 | 2 |' in readme
+    assert '### IMS3 Table 4: IM and S³ ablation' in readme and 'another world, not a comparison of equals' in readme and '| IMS3 |' in readme
     assert {(r['method'], r['ipc']) for r in t4['feature_stats']} == {(m, i) for m in t4['methods'] for i in (1, 2)}
     assert all(0 <= r['coverage'] <= 1 for r in t4['feature_stats']) and (out/'figures'/'ims3_tsne.png').exists()
     # IMS3 sweeps: the α/β grid (sets on one ray are identical, so their students are trained once) and Table 13
@@ -57,7 +57,7 @@ def test_smoke_grid_runs_and_resumes(tmp_path):
             assert 'same_as' in r and r['seconds'] == 0 and r['top1'] == top1[('α=0.25, β=0.25', r['seed'])]
     cen = json.loads((out/'results'/'ims3-centroids.json').read_text())
     assert {r['params'].get('centroids') for r in cen['rows'] if r['method'].startswith('IMS3')} == {'real', 'gen'}
-    assert (out/'figures'/'ims3_alpha-beta.png').exists() and '## IMS3 sweeps' in readme and 'Table 13' in readme
+    assert (out/'figures'/'ims3-alpha-beta.png').exists() and '### IMS3 Fig. 3: S³ weights α and β' in readme and 'Table 13' in readme
     # one number per evaluation unit everywhere: a set two cells make alike (the DiT samples of baseline-DiT and
     # ims3-table4) is one unit, trained once, with the same row in both
     units = {}
@@ -82,12 +82,12 @@ def test_smoke_grid_runs_and_resumes(tmp_path):
     # a fresh clone (committed results/, empty cache): nothing is reused, the committed results are set aside, not mixed in
     plan = plan_grid(grid_for('smoke'), out, tmp_path/'empty-cache', 'smoke')
     assert {p['action'] for p in plan} == {'run'} and 'from elsewhere' in plan[0]['why']
-    # the reference: a re-run compares each mean with it (here the reused cells are the reference itself)
+    # the committed run: a re-run compares each mean with it (here the reused cells are the committed run itself)
     freeze_reference('smoke', reports, note='test')
-    assert 'These results are the reference run itself' in write_reports('smoke', reports).read_text()
+    assert 'These results are the committed run itself' in write_reports('smoke', reports).read_text()
     st = run_grid('smoke', reports, cache, only='baseline-Random', force=True)
     readme = (out/'README.md').read_text()
-    assert '**4 of 4 means reproduced within the seed spread** (4 of 4 identical' in readme and '(= ref)' in readme
+    assert '4 of 4 means agree with the committed run within the seed spread (4 of 4 identical' in readme and readme.index('## Run-to-run check') > readme.index('## Cost per method')
 
 
 @pytest.mark.xdist_group('b')
