@@ -26,18 +26,22 @@ def test_markdown_table_escapes_pipes():
     assert [x.type for x in toks].count('th_open') == 1 and [x.type for x in toks].count('td_open') == 1
 
 
-MINI = ROOT/'reports'/'mini'
+# the committed reports of the two mini profiles: the first run (`mini`) and every sweep and ablation (`mini-full`)
+MINI_PROFILES = ['mini', 'mini-full']
+mini_profile = pytest.mark.parametrize('profile', MINI_PROFILES)
 
 
-def _mini():
-    if not (MINI/'README.md').exists(): pytest.skip('no committed mini report')
-    return (MINI/'README.md').read_text()
+def _mini(profile):
+    readme = ROOT/'reports'/profile/'README.md'
+    assert readme.exists(), f'{readme} is not committed'
+    return readme.read_text()
 
 
-def test_mini_report_opens_with_header_and_key_results():
-    text = _mini()
+@mini_profile
+def test_mini_report_opens_with_header_and_key_results(profile):
+    text = _mini(profile)
     lines = text.splitlines()
-    assert lines[0] == '# ddnb report — profile `mini`'
+    assert lines[0] == f'# ddnb report — profile `{profile}`'
     first_screen = '\n'.join(lines[:20])
     for what in ('| world |', '| dataset |', '8×8 px', '10 classes', 'width 32, depth', '| seeds |', '| accuracy |', '| ± |', 'epochs ', 'teacher'):
         assert what in first_screen, what
@@ -47,9 +51,10 @@ def test_mini_report_opens_with_header_and_key_results():
     assert '(ref ' not in text and 'reproduced vs reference' not in text.lower()
 
 
-def test_mini_report_lists_every_claim():
+@mini_profile
+def test_mini_report_lists_every_claim(profile):
     from ddnb.claims import CLAIMS
-    text = _mini()
+    text = _mini(profile)
     claims = text[text.index('## Paper claims, checked'):]
     claims = claims[:claims.index('\n## ', 1)]
     assert 'comparisons**, Holm–Bonferroni at 5 %' in claims
@@ -59,11 +64,12 @@ def test_mini_report_lists_every_claim():
     assert all(any(f'| {v} |' in r or f'| **{v}** |' in r for v in verdicts) for r in rows)
 
 
-def test_mini_palette_one_style_per_method_and_every_figure_shown():
+@mini_profile
+def test_mini_palette_one_style_per_method_and_every_figure_shown(profile):
     """The palette the renderer wrote (figures/palette.json: figure → method → colour, marker, line) gives each method one
     style across every figure; every figure under figures/ is shown in the README."""
     from ddnb.figures import palette_problems
-    text = _mini()
+    text, MINI = _mini(profile), ROOT/'reports'/profile
     palette = json.loads((MINI/'figures'/'palette.json').read_text())
     assert {'methods_vs_ipc.png', 'ims3-table4.png', 'd3hr-main.png', 'dmgd-main.png', 'igds-main.png'} <= set(palette)
     assert palette_problems(palette) == {}
