@@ -131,7 +131,7 @@ def pretrain_option(name: str, overrides: dict,  # `PretrainConfig` fields of th
     t0 = time.perf_counter()
     gen, log = train_mini_dit(train, replace(pcfg, steps=max_steps) if capped else pcfg, seed, show_progress=False)
     seconds, ran = time.perf_counter() - t0, log[-1][0]
-    sched = f"{pcfg.lr:g} {pcfg.schedule}" + (f", warm-up {pcfg.warmup:.0%}" if pcfg.warmup else '') + (', compiled' if pcfg.compile else '')
+    sched = f"{pcfg.lr:g} {pcfg.schedule}" + (f", warm-up {pcfg.warmup:.0%}" if pcfg.warmup else '') + f", EMA {pcfg.ema_decay:g}" + (', compiled' if pcfg.compile else '')
     row = {'option': name, 'steps': pcfg.steps, 'ran': ran, 'batch': pcfg.batch_size, 'lr/schedule': sched, 'seconds': seconds * pcfg.steps / ran,
            'extrapolated': capped, 'steps/s': ran / seconds, 'threads': threads}
     if capped: return {**row, 'recognised min': None, 'recognised mean': None, 'psnr': None, 'passes': None, 'per_class': None}
@@ -153,7 +153,9 @@ def bench_pretrain(options: dict = PRETRAIN_OPTIONS,  # name → `PretrainConfig
     def run(item):
         args = json.dumps(dict(name=item[0], overrides=item[1], cache_dir=cache_dir, threads=threads, **kw))
         code = f"import json; from ddnb.pretrain import pretrain_option; print(json.dumps(pretrain_option(**json.loads({args!r}))))"
-        return json.loads(subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True, env=env).stdout.strip().splitlines()[-1])
+        r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+        if r.returncode: raise RuntimeError(f"pretraining option {item[0]!r} failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
+        return json.loads(r.stdout.strip().splitlines()[-1])
     with ThreadPoolExecutor(jobs) as pool: rows = list(pool.map(run, options.items()))
     for r in rows: r['speed-up'] = rows[0]['seconds'] / r['seconds']
     return rows
