@@ -59,18 +59,18 @@ LR_SCHEDULES = ('constant', 'constant_with_warmup', 'cosine', 'linear')
 
 @dataclass
 class PretrainConfig:
-    "Mini-world DiT pretraining: model size, optimisation and the fixed step budget (≈8 min on 2 cores by default)."
-    steps: int = 5000            # optimisation steps (fixed, so the same seed gives the same weights)
+    "Mini-world DiT pretraining: model size, optimisation and the fixed step budget (chosen by `ddnb bench pretrain`, see `05_pretrain`)."
+    steps: int = 1500            # optimisation steps (fixed, so the same seed gives the same weights)
     batch_size: int = 128
-    lr: float = 1e-3             # peak learning rate (AdamW)
-    schedule: str = 'constant'   # learning-rate schedule (`diffusers.optimization.get_scheduler` name): constant | constant_with_warmup | cosine | linear
-    warmup: float = 0.0          # share of the steps spent on linear warm-up (schedules `constant_with_warmup`, cosine, linear)
+    lr: float = 6e-3             # peak learning rate (AdamW)
+    schedule: str = 'cosine'     # learning-rate schedule (`diffusers.optimization.get_scheduler` name): constant | constant_with_warmup | cosine | linear
+    warmup: float = 0.05         # share of the steps spent on linear warm-up (schedules `constant_with_warmup`, cosine, linear)
     compile: bool = False        # torch.compile the transformer for training (nn.Module.compile: same state dict)
     num_layers: int = 4
     hidden_size: int = 128       # = num_attention_heads * attention_head_dim
     num_attention_heads: int = 4
     patch_size: int = 2
-    ema_decay: float = 0.999
+    ema_decay: float = 0.995      # EMA of the weights kept as the model (from step 100 on)
     class_dropout: float = 0.1   # label dropout that trains the null class for classifier-free guidance
 
     def __post_init__(self):

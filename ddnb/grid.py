@@ -18,7 +18,7 @@ __all__ = ['PROFILES', 'BASELINES', 'KEY_FREE', 'PATH_PARAMS', 'profile_params',
 
 # %% ../nbs/14_grid.ipynb #c006
 PROFILES = {
-    'mini': dict(world='mini', pretrain_steps=5000, gate_n_per_class=100, recon_n=540, num_steps=50,
+    'mini': dict(world='mini', pretrain_steps=1500, gate_n_per_class=100, recon_n=540, num_steps=50,
                  ipcs=[1, 2, 5, 10], seeds=[0, 1, 2, 3, 4], d3hr_studies=['main', 'losses', 'steps', 'm', 'variance'], m=10000,
                  finetune_epochs=8, ims3_studies=['table4', 'alpha-beta', 'k', 'g', 'lambda', 'loss', 'features', 'centroids'],
                  sampler_studies=['dmgd-main', 'dmgd-ablation', 'igds-main', 'igds-beta'], student_batch=16, workers=1, jobs=2),

@@ -109,6 +109,8 @@ PRETRAIN_OPTIONS = {   # `ddnb bench pretrain`: the old recipe first (the speed-
     'constant-5000': dict(steps=5000, batch_size=128, lr=1e-3, schedule='constant', warmup=0.0, ema_decay=0.999, compile=False),
     'cosine-1500': dict(steps=1500, batch_size=128, lr=2e-3, **_COSINE),
     'cosine-1500-lr4e-3': dict(steps=1500, batch_size=128, lr=4e-3, **_COSINE),
+    'cosine-1600-lr4e-3': dict(steps=1600, batch_size=128, lr=4e-3, **_COSINE),
+    'cosine-1500-lr6e-3': dict(steps=1500, batch_size=128, lr=6e-3, **_COSINE),
     'cosine-2500': dict(steps=2500, batch_size=128, lr=2e-3, **_COSINE),
     'cosine-1000': dict(steps=1000, batch_size=128, lr=2e-3, **_COSINE),
     'batch256-800': dict(steps=800, batch_size=256, lr=3e-3, **_COSINE),
@@ -139,7 +141,8 @@ def pretrain_option(name: str, overrides: dict,  # `PretrainConfig` fields of th
     real = test.subset(torch.arange(min(recon_n, len(test))))
     db, worst = psnr(reconstruct(gen, real.x, real.y, num_steps), real.x), min(gate['per_class'])
     return {**row, 'recognised min': worst, 'recognised mean': gate['recognition'], 'psnr': db,
-            'passes': worst >= GATE_BAR and db >= PSNR_BAR, 'per_class': gate['per_class']}
+            'passes': worst + 0.5 / gate_n_per_class >= GATE_BAR and db >= PSNR_BAR,   # shares are k/n in float32: 95/100 reads 0.94999…
+            'per_class': gate['per_class']}
 
 def bench_pretrain(options: dict = PRETRAIN_OPTIONS,  # name → `PretrainConfig` fields; the first is the speed-up's reference
                    jobs: int = 1,  # options trained at once (each in its own process)

@@ -11,7 +11,7 @@ from ddnb.ddim import reconstruct, psnr
 def test_invert_regenerate_psnr_at_50_steps():
     """Invert → regenerate on the trained mini DiT reaches ≥ 30 dB at 50 DDIM steps.
 
-    Trained for 150 steps of the default architecture here (the full 5000-step model's figure is in reports/mini/)."""
+    Trained for 150 steps of the default architecture here (the full 1500-step model's figure is in reports/mini/)."""
     train, test = load_digits_split('train'), load_digits_split('test')
     gen, log = train_mini_dit(train, PretrainConfig(steps=150), seed=0, show_progress=False)
     assert log[-1][1] < log[0][1]                      # it did train
