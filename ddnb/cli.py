@@ -10,8 +10,8 @@ from .report import write_reports, freeze_reference
 from .grid import PROFILES
 
 # %% auto #0
-__all__ = ['positive_int', 'folder', 'parser', 'bench_d3hr', 'bench_students', 'bench_samplers', 'bench_generator',
-           'list_artefacts', 'unknown_artefacts', 'tiny_world_note', 'main']
+__all__ = ['positive_int', 'folder', 'parser', 'bench_d3hr', 'bench_students', 'bench_samplers', 'bench_pretrain',
+           'bench_generator', 'list_artefacts', 'unknown_artefacts', 'tiny_world_note', 'main']
 
 # %% ../nbs/15_cli.ipynb #c004
 def positive_int(s: str) -> int:
@@ -67,15 +67,18 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument('--dir', type=folder, default=None, help='work folder (default: a new temp folder)')
     c.add_argument('--seed', type=int, default=0, help='seeds the random kill moments')
     b = sub.add_parser('bench', help='print throughput benchmarks of this machine')
-    b.add_argument('what', choices=['students', 'd3hr', 'generator', 'samplers'])
+    b.add_argument('what', choices=['students', 'd3hr', 'generator', 'samplers', 'pretrain'])
+    b.add_argument('--options', nargs='+', default=None, help='pretrain: options of ddnb.pretrain.PRETRAIN_OPTIONS to train (default: all; the first is the speed-up reference)')
+    b.add_argument('--jobs', type=positive_int, default=1, help='pretrain: options trained at once, each in its own process')
+    b.add_argument('--max-steps', type=positive_int, default=None, help='pretrain: time only this many steps of a longer option (minutes extrapolated, its bars not judged)')
     b.add_argument('--model', default=None, choices=['dit-xl-2', 'tiny', 'mini'], help='generator (default dit-xl-2): DiT-XL/2 + SD-VAE configs with random weights, or the tiny paper world; samplers (default mini): also the mini DiT')
     b.add_argument('--gen-batch', type=positive_int, default=8, help='generator: images per forward')
-    b.add_argument('--cache-dir', type=folder, default=None, help='generator: where the measured cost is kept for `reproduce --plan`')
+    b.add_argument('--cache-dir', type=folder, default=None, help='generator: where the measured cost is kept for `reproduce --plan`; pretrain: where the real-data classifier is cached')
     b.add_argument('--image-size', '--size', type=positive_int, default=16, help='students: input side (224 for the paper students)')
     b.add_argument('--channels', type=positive_int, default=None, help='students: input channels (default: 1 up to 16 px as digits, else 3)')
     b.add_argument('--batch-size', type=positive_int, default=64)
     b.add_argument('--steps', type=positive_int, default=None, help='students: training steps (30); generator: timed forwards (3); samplers: sampling steps (10)')
-    b.add_argument('--threads', type=positive_int, default=None, help='torch threads (default: all)')
+    b.add_argument('--threads', type=positive_int, default=None, help='torch threads (default: all; pretrain: 1 per process)')
     b.add_argument('--width', type=positive_int, default=None, help='ConvNet width (default 128)')
     b.add_argument('--m', type=float, nargs='+', default=[1e3, 1e5, 1e7], help='d3hr: candidate groups per class')
     b.add_argument('--ipc', type=positive_int, nargs='+', default=[1, 10], help='d3hr: group sizes')
@@ -143,6 +146,18 @@ def bench_samplers(a) -> list:
     for r in rows:
         same = f"  {r['ratio_same_batching']:5.2f}× dmgd-off (guidance alone)" if r['ratio_same_batching'] else ''
         print(f"  {r['sampler']:16s} {r['label']:24s} {r['guidance_batch'] or '':10s} {r['s_per_image'] * 1e3:9.1f} ms/image  {r['ratio']:5.2f}× DDPM{same}")
+    return rows
+
+def bench_pretrain(a) -> list:
+    "Print the pretraining options table: each option's minutes, steps/s, speed-up and both foundation bars, side by side in one run."
+    from ddnb.pretrain import PRETRAIN_OPTIONS, bench_pretrain as bench, pretrain_bench_table
+    unknown = sorted(set(a.options or []) - set(PRETRAIN_OPTIONS))
+    if unknown: raise ValueError(f"--options {' '.join(unknown)}: not in ddnb.pretrain.PRETRAIN_OPTIONS ({', '.join(PRETRAIN_OPTIONS)})")
+    options = {k: PRETRAIN_OPTIONS[k] for k in (a.options or PRETRAIN_OPTIONS)}
+    rows = bench(options, a.jobs, a.threads or 1, a.cache_dir, max_steps=a.max_steps)
+    print(f"mini DiT pretraining options, {a.threads or 1} thread(s) per process, {a.jobs} at once; minutes = training incl. compilation; "
+          f"passes = every class recognised >= 95 % at guidance 1 (100/class, 50 steps) and PSNR >= 30 dB at 50 steps:")
+    print(pretrain_bench_table(rows))
     return rows
 
 def bench_generator(a) -> dict:
@@ -250,7 +265,8 @@ def main(argv=None) -> int:
         print(' '.join(f"--{k.replace('_', '-')} {p[k]}" for k in PAPER_INPUTS))
         return 0
     if a.command == 'bench':
-        {'students': bench_students, 'd3hr': bench_d3hr, 'generator': bench_generator, 'samplers': bench_samplers}[a.what](a); return 0
+        try: {'students': bench_students, 'd3hr': bench_d3hr, 'generator': bench_generator, 'samplers': bench_samplers, 'pretrain': bench_pretrain}[a.what](a); return 0
+        except ValueError as e: return _error('bench', e)   # a bad option value: one line naming it
 
 if __name__ == '__main__':      # `python -m ddnb.cli …` as well as the `ddnb` command
     try: get_ipython            # a notebook kernel (this notebook under nbdev_test) is not a command line

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['WORLDS', 'DATASETS', 'MIN_FREE_BYTES', 'HASHED_BYTES', 'check_fields', 'default_cache_dir', 'PretrainConfig',
-           'Config', 'seed_everything', 'torch_generator', 'get_device', 'count_parameters', 'share_mode',
-           'make_temp_dir', 'replace_dir', 'writable_dir', 'exclusive_lock', 'WriteError', 'free_bytes',
+__all__ = ['WORLDS', 'DATASETS', 'LR_SCHEDULES', 'MIN_FREE_BYTES', 'HASHED_BYTES', 'check_fields', 'default_cache_dir',
+           'PretrainConfig', 'Config', 'seed_everything', 'torch_generator', 'get_device', 'count_parameters',
+           'share_mode', 'make_temp_dir', 'replace_dir', 'writable_dir', 'exclusive_lock', 'WriteError', 'free_bytes',
            'disk_full_error', 'check_free_space', 'atomic_write', 'save_json', 'load_json', 'fingerprint',
            'file_sha256', 'ddnb_imports_in', 'module_closure', 'code_version_of', 'build_code', 'StageCache',
            'progress']
@@ -55,22 +55,30 @@ def default_cache_dir() -> str:
     if not v.strip(): raise ValueError("DDNB_CACHE is set but empty: unset it (the cache is then ~/.cache/ddnb) or point it at a folder")
     return v
 
+LR_SCHEDULES = ('constant', 'constant_with_warmup', 'cosine', 'linear')
+
 @dataclass
 class PretrainConfig:
-    "Mini-world DiT pretraining: model size, optimisation and the fixed step budget (≈8 min on 2 cores by default)."
-    steps: int = 5000            # optimisation steps (fixed, so the same seed gives the same weights)
+    "Mini-world DiT pretraining: model size, optimisation and the fixed step budget (chosen by `ddnb bench pretrain`, see `05_pretrain`)."
+    steps: int = 1500            # optimisation steps (fixed, so the same seed gives the same weights)
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 6e-3             # peak learning rate (AdamW)
+    schedule: str = 'cosine'     # learning-rate schedule (`diffusers.optimization.get_scheduler` name): constant | constant_with_warmup | cosine | linear
+    warmup: float = 0.05         # share of the steps spent on linear warm-up (schedules `constant_with_warmup`, cosine, linear)
+    compile: bool = False        # torch.compile the transformer for training (nn.Module.compile: same state dict)
     num_layers: int = 4
     hidden_size: int = 128       # = num_attention_heads * attention_head_dim
     num_attention_heads: int = 4
     patch_size: int = 2
-    ema_decay: float = 0.999
+    ema_decay: float = 0.995      # EMA of the weights kept as the model (from step 100 on)
     class_dropout: float = 0.1   # label dropout that trains the null class for classifier-free guidance
 
     def __post_init__(self):
         check_fields(self, positive=('steps', 'batch_size', 'lr', 'num_layers', 'hidden_size', 'num_attention_heads', 'patch_size'),
-                     nonnegative=('ema_decay', 'class_dropout'))
+                     nonnegative=('ema_decay', 'class_dropout', 'warmup'), choices={'schedule': LR_SCHEDULES})
+        if self.warmup >= 1: raise ValueError(f"PretrainConfig.warmup={self.warmup!r}: a share of the steps, must be < 1")
+        if self.warmup and self.schedule == 'constant':
+            raise ValueError(f"PretrainConfig.warmup={self.warmup!r}: schedule 'constant' has no warm-up (use 'constant_with_warmup')")
 
 @dataclass
 class Config:

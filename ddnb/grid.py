@@ -17,7 +17,7 @@ __all__ = ['PROFILES', 'BASELINES', 'KEY_FREE', 'PATH_PARAMS', 'profile_params',
            'missing_inputs', 'notebook_code', 'input_identity', 'cell_key_parts', 'cell_key']
 
 # %% ../nbs/14_grid.ipynb #c006
-_MINI = dict(world='mini', pretrain_steps=5000, gate_n_per_class=100, recon_n=540, num_steps=50, seeds=[0, 1, 2, 3, 4], m=10000,
+_MINI = dict(world='mini', pretrain_steps=1500, gate_n_per_class=100, recon_n=540, num_steps=50, seeds=[0, 1, 2, 3, 4], m=10000,
              finetune_epochs=8, student_batch=16, workers=1, jobs=2)   # the mini world's foundation and protocol, shared by both mini profiles
 
 PROFILES = {

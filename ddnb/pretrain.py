@@ -5,18 +5,20 @@
 # %% ../nbs/05_pretrain.ipynb #c003
 from __future__ import annotations
 import copy, time
+from dataclasses import replace
 from pathlib import Path
 import torch
 import torch.nn.functional as F
 from .core import Config, PretrainConfig, StageCache, seed_everything, torch_generator, progress, save_json, load_json
 from .data import ImageSet, load_digits_split
 from .generator import DiTGenerator, IdentityCodec, mini_dit
-from .ddim import sample_images
+from .ddim import sample_images, reconstruct, psnr
 from .features import real_classifier, predict
 
 # %% auto #0
-__all__ = ['drop_labels', 'forward_noise', 'diffusion_loss', 'ema_update', 'train_mini_dit', 'pretrain_key', 'load_mini_dit',
-           'pretrained_mini_dit', 'quality_gate']
+__all__ = ['GATE_BAR', 'PSNR_BAR', 'PRETRAIN_OPTIONS', 'PRETRAIN_BENCH_COLUMNS', 'drop_labels', 'forward_noise', 'diffusion_loss',
+           'ema_update', 'lr_schedule', 'train_mini_dit', 'pretrain_key', 'load_mini_dit', 'pretrained_mini_dit',
+           'quality_gate', 'pretrain_option', 'bench_pretrain', 'pretrain_bench_table']
 
 # %% ../nbs/05_pretrain.ipynb #c005
 def drop_labels(y: torch.Tensor, null_class: int, p: float, g: torch.Generator) -> torch.Tensor:
@@ -39,13 +41,20 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float):
     "ema ← decay·ema + (1 − decay)·model, parameter by parameter."
     for pe, pm in zip(ema.parameters(), model.parameters()): pe.lerp_(pm, 1 - decay)
 
+def lr_schedule(opt: torch.optim.Optimizer, pcfg: PretrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    "The learning-rate schedule of `pcfg` on `opt` (`diffusers.optimization.get_scheduler`; warm-up = `round(warmup·steps)` steps)."
+    from diffusers.optimization import get_scheduler
+    return get_scheduler(pcfg.schedule, opt, num_warmup_steps=round(pcfg.warmup * pcfg.steps), num_training_steps=pcfg.steps)
+
 def train_mini_dit(train: ImageSet, pcfg: PretrainConfig = PretrainConfig(), seed: int = 0,
                    show_progress: bool = True) -> tuple[DiTGenerator, list]:
-    "Train the mini DiT; returns the EMA generator and the loss log [(step, loss)]."
+    "Train the mini DiT (the train split held as one tensor, batches drawn by index); returns the EMA generator and the loss log [(step, loss)]."
     seed_everything(seed); g = torch_generator(seed)
     gen = mini_dit(pcfg, train.num_classes, train.image_shape[-1], train.image_shape[0])
     ema = copy.deepcopy(gen.transformer).requires_grad_(False)
+    if pcfg.compile: gen.transformer.compile()     # compiled on the first step (its time counts in the training time)
     opt = torch.optim.AdamW(gen.transformer.parameters(), lr=pcfg.lr, weight_decay=0.0)
+    sched = lr_schedule(opt, pcfg)
     z_all, log, running = gen.encode(train.x), [], []
     gen.train()
     bar = progress(range(pcfg.steps), desc='pretrain mini DiT', disable=not show_progress)
@@ -53,7 +62,7 @@ def train_mini_dit(train: ImageSet, pcfg: PretrainConfig = PretrainConfig(), see
         idx = torch.randint(0, len(train), (pcfg.batch_size,), generator=g)
         y = drop_labels(train.y[idx], gen.null_class, pcfg.class_dropout, g)
         loss = diffusion_loss(gen, z_all[idx], y, g)
-        opt.zero_grad(); loss.backward(); opt.step()
+        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
         ema_update(ema, gen.transformer, pcfg.ema_decay if step > 100 else 0.0)
         running.append(loss.item())
         if (step + 1) % 50 == 0 or step + 1 == pcfg.steps:
@@ -91,3 +100,77 @@ def quality_gate(gen: DiTGenerator, classifier, n_per_class: int = 50, num_steps
     hit = (predict(classifier, x) == y).float()
     return {'recognition': hit.mean().item(), 'per_class': hit.view(gen.num_classes, -1).mean(1).tolist(),
             'n_per_class': n_per_class, 'num_steps': num_steps, 'guidance_scale': guidance_scale, 'seed': seed}
+
+# %% ../nbs/05_pretrain.ipynb #c012
+GATE_BAR, PSNR_BAR = 0.95, 30.0   # foundation bars: every class recognised ≥ 95 % at guidance 1; invert → regenerate ≥ 30 dB at 50 steps
+
+_COSINE = dict(schedule='cosine', warmup=0.05, ema_decay=0.995, compile=False)   # a shorter EMA: 0.999 would keep 41 % of step 100's weights after 1000 steps
+PRETRAIN_OPTIONS = {   # `ddnb bench pretrain`: the old recipe first (the speed-up's reference), then faster ones, each spelled out
+    'constant-5000': dict(steps=5000, batch_size=128, lr=1e-3, schedule='constant', warmup=0.0, ema_decay=0.999, compile=False),
+    'cosine-1500': dict(steps=1500, batch_size=128, lr=2e-3, **_COSINE),
+    'cosine-1500-lr4e-3': dict(steps=1500, batch_size=128, lr=4e-3, **_COSINE),
+    'cosine-1600-lr4e-3': dict(steps=1600, batch_size=128, lr=4e-3, **_COSINE),
+    'cosine-1500-lr6e-3': dict(steps=1500, batch_size=128, lr=6e-3, **_COSINE),
+    'cosine-2500': dict(steps=2500, batch_size=128, lr=2e-3, **_COSINE),
+    'cosine-1000': dict(steps=1000, batch_size=128, lr=2e-3, **_COSINE),
+    'batch256-800': dict(steps=800, batch_size=256, lr=3e-3, **_COSINE),
+    'compiled-1500': dict(steps=1500, batch_size=128, lr=2e-3, **{**_COSINE, 'compile': True}),
+}
+PRETRAIN_BENCH_COLUMNS = ['option', 'steps', 'batch', 'lr/schedule', 'minutes', 'steps/s', 'speed-up',
+                          'recognised min %', 'recognised mean %', 'PSNR dB', 'passes']
+
+def pretrain_option(name: str, overrides: dict,  # `PretrainConfig` fields of this option
+                    cache_dir: str | None = None,  # where the real-data classifier is cached (default: `Config`'s)
+                    gate_n_per_class: int = 100, num_steps: int = 50, recon_n: int = 540, seed: int = 0, threads: int = 1,
+                    max_steps: int | None = None,  # time only this many steps of a longer option: minutes extrapolated, bars not judged
+                   ) -> dict:
+    "Train one option in this process on `threads` threads; its training minutes, steps/s and both bars (recognition, PSNR)."
+    torch.set_num_threads(threads)
+    pcfg, cfg = PretrainConfig(**overrides), Config(seed=seed, **({'cache_dir': cache_dir} if cache_dir else {}))
+    capped = max_steps is not None and pcfg.steps > max_steps
+    train, test = load_digits_split('train'), load_digits_split('test')
+    from diffusers import DiTTransformer2DModel; from diffusers.optimization import get_scheduler   # imported before the clock starts
+    t0 = time.perf_counter()
+    gen, log = train_mini_dit(train, replace(pcfg, steps=max_steps) if capped else pcfg, seed, show_progress=False)
+    seconds, ran = time.perf_counter() - t0, log[-1][0]
+    sched = f"{pcfg.lr:g} {pcfg.schedule}" + (f", warm-up {pcfg.warmup:.0%}" if pcfg.warmup else '') + f", EMA {pcfg.ema_decay:g}" + (', compiled' if pcfg.compile else '')
+    row = {'option': name, 'steps': pcfg.steps, 'ran': ran, 'batch': pcfg.batch_size, 'lr/schedule': sched, 'seconds': seconds * pcfg.steps / ran,
+           'extrapolated': capped, 'steps/s': ran / seconds, 'threads': threads}
+    if capped: return {**row, 'recognised min': None, 'recognised mean': None, 'psnr': None, 'passes': None, 'per_class': None}
+    gate = quality_gate(gen, real_classifier(cfg), gate_n_per_class, num_steps, 1.0, seed)
+    real = test.subset(torch.arange(min(recon_n, len(test))))
+    db, worst = psnr(reconstruct(gen, real.x, real.y, num_steps), real.x), min(gate['per_class'])
+    return {**row, 'recognised min': worst, 'recognised mean': gate['recognition'], 'psnr': db,
+            'passes': worst + 0.5 / gate_n_per_class >= GATE_BAR and db >= PSNR_BAR,   # shares are k/n in float32: 95/100 reads 0.94999…
+            'per_class': gate['per_class']}
+
+def bench_pretrain(options: dict = PRETRAIN_OPTIONS,  # name → `PretrainConfig` fields; the first is the speed-up's reference
+                   jobs: int = 1,  # options trained at once (each in its own process)
+                   threads: int = 1, cache_dir: str | None = None, **kw) -> list:
+    "Train and judge each option in a fresh process (`jobs` at a time, `threads` each; `kw` go to `pretrain_option`); one row per option, in order."
+    import json, os, subprocess, sys
+    from concurrent.futures import ThreadPoolExecutor
+    cache_dir = cache_dir or Config().cache_dir
+    real_classifier(Config(cache_dir=cache_dir))           # built once here, read by every option
+    env = {**os.environ, 'OMP_NUM_THREADS': str(threads), 'DDNB_PROGRESS': '0'}
+    def run(item):
+        args = json.dumps(dict(name=item[0], overrides=item[1], cache_dir=cache_dir, threads=threads, **kw))
+        code = f"import json; from ddnb.pretrain import pretrain_option; print(json.dumps(pretrain_option(**json.loads({args!r}))))"
+        r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+        if r.returncode: raise RuntimeError(f"pretraining option {item[0]!r} failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    with ThreadPoolExecutor(jobs) as pool: rows = list(pool.map(run, options.items()))
+    for r in rows: r['speed-up'] = rows[0]['seconds'] / r['seconds']
+    return rows
+
+def pretrain_bench_table(rows: list) -> str:
+    "The options table `ddnb bench pretrain` prints (markdown, columns `PRETRAIN_BENCH_COLUMNS`)."
+    from ddnb.reproduce import markdown_table
+    judged = lambda r, text: '—' if r['passes'] is None else text()   # text: a callable, evaluated only for judged rows
+    show = [{**r, 'steps': f"{r['steps']} ({r['ran']} timed)" if r['extrapolated'] else r['steps'],
+             'minutes': f"{r['seconds'] / 60:.2f}" + (' (extrapolated)' if r['extrapolated'] else ''), 'steps/s': f"{r['steps/s']:.2f}",
+             'speed-up': f"{r['speed-up']:.2f}×", 'recognised min %': judged(r, lambda: f"{100 * r['recognised min']:.0f}"),
+             'recognised mean %': judged(r, lambda: f"{100 * r['recognised mean']:.1f}"), 'PSNR dB': judged(r, lambda: f"{r['psnr']:.2f}"),
+             'passes': judged(r, lambda: 'yes' if r['passes'] else 'no')} for r in rows]
+    return markdown_table(show, PRETRAIN_BENCH_COLUMNS)
+
