@@ -17,7 +17,7 @@ __all__ = ['WORLDS', 'DATASETS', 'LR_SCHEDULES', 'MIN_FREE_BYTES', 'HASHED_BYTES
            'share_mode', 'make_temp_dir', 'replace_dir', 'writable_dir', 'exclusive_lock', 'WriteError', 'free_bytes',
            'disk_full_error', 'check_free_space', 'atomic_write', 'save_json', 'load_json', 'fingerprint',
            'file_sha256', 'ddnb_imports_in', 'module_closure', 'code_version_of', 'build_code', 'StageCache',
-           'progress']
+           'progress', 'markdown_table']
 
 # %% ../nbs/00_core.ipynb #c006b
 _TYPES = {'int': (int,), 'float': (int, float), 'str': (str,), 'bool': (bool,)}
@@ -476,3 +476,16 @@ def progress(iterable=None, **kwargs):
     kwargs.setdefault('disable', os.environ.get('DDNB_PROGRESS', '1') == '0')
     kwargs.setdefault('mininterval', 1.0)
     return tqdm(iterable, **kwargs)
+
+# %% ../nbs/00_core.ipynb #c022
+def _table_cell(v) -> str:
+    "A value as one markdown table cell: `|` escaped, on one line."
+    return str(v).replace('|', '\\|').replace('\n', ' ')
+
+def markdown_table(rows: list,     # dicts, one per table row (a missing column prints empty)
+                   columns: list   # the column names, in order
+                  ) -> str:
+    "A GitHub markdown table of dict rows (`|` in headers and cells escaped)."
+    lines = ['| ' + ' | '.join(map(_table_cell, columns)) + ' |', '|' + '---|' * len(columns)]
+    lines += ['| ' + ' | '.join(_table_cell(r.get(c, '')) for c in columns) + ' |' for r in rows]
+    return '\n'.join(lines)

@@ -165,7 +165,7 @@ def bench_pretrain(options: dict = PRETRAIN_OPTIONS,  # name → `PretrainConfig
 
 def pretrain_bench_table(rows: list) -> str:
     "The options table `ddnb bench pretrain` prints (markdown, columns `PRETRAIN_BENCH_COLUMNS`)."
-    from ddnb.reproduce import markdown_table
+    from ddnb.core import markdown_table
     judged = lambda r, text: '—' if r['passes'] is None else text()   # text: a callable, evaluated only for judged rows
     show = [{**r, 'steps': f"{r['steps']} ({r['ran']} timed)" if r['extrapolated'] else r['steps'],
              'minutes': f"{r['seconds'] / 60:.2f}" + (' (extrapolated)' if r['extrapolated'] else ''), 'steps/s': f"{r['steps/s']:.2f}",

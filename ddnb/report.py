@@ -15,14 +15,14 @@ from .figures import method_style, method_family, plot_method, legend_outside, b
 from .claims import CLAIMS, compare, holm_adjusted, judge_claims, NOT_RUN
 
 # %% auto #0
-__all__ = ['TIME_STAGES', 'result_problem', 'load_results', 'markdown_table', 'pm', 'heading', 'anchor', 'toc', 'accuracy_rule',
-           'seed_spread', 'seeds_line', 'save_figure', 'image_grid_figure', 'measured_rows', 'study_rows', 'ranking',
-           'methods_table', 'key_sentences', 'vs_ipc_figure', 'sweep_figure', 'heatmap_figure', 'delta_figure',
-           'distilled_composite', 'variant_table', 'versus_base', 'versus_table', 'paper_table', 'foundation_section',
-           'study_section', 'artefact_table', 'protocol_line', 'artefact_section', 'header', 'key_results',
-           'claims_section', 'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement',
-           'compare_to_reference', 'run_to_run_section', 'cost_rows', 'cost_section', 'time_breakdown', 'time_section',
-           'section', 'write_reports']
+__all__ = ['TIME_STAGES', 'result_problem', 'load_results', 'pm', 'heading', 'anchor', 'toc', 'accuracy_rule', 'seed_spread',
+           'seeds_line', 'save_figure', 'image_grid_figure', 'measured_rows', 'study_rows', 'ranking', 'methods_table',
+           'key_sentences', 'vs_ipc_figure', 'sweep_figure', 'heatmap_figure', 'delta_figure', 'distilled_composite',
+           'variant_table', 'versus_base', 'versus_table', 'paper_table', 'foundation_section', 'study_section',
+           'artefact_table', 'protocol_line', 'artefact_section', 'header', 'key_results', 'claims_section',
+           'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement', 'compare_to_reference',
+           'run_to_run_section', 'cost_rows', 'cost_section', 'time_breakdown', 'time_section', 'section',
+           'write_reports']
 
 # %% ../nbs/14_report.ipynb #c011
 _PERCENT = (0, 100)
@@ -76,15 +76,7 @@ def load_results(profile: str, reports_dir='reports') -> dict:
     return out
 
 # %% ../nbs/14_report.ipynb #c021
-def _cell(v) -> str:
-    "A value as a table cell: `|` escaped (else GFM splits the cell there, and the table stops rendering), one line."
-    return str(v).replace('|', '\\|').replace('\n', ' ')
-
-def markdown_table(rows: list, columns: list) -> str:
-    "A GitHub markdown table of dict rows (`|` in headers and cells escaped)."
-    lines = ['| ' + ' | '.join(map(_cell, columns)) + ' |', '|' + '---|' * len(columns)]
-    lines += ['| ' + ' | '.join(_cell(r.get(c, '')) for c in columns) + ' |' for r in rows]
-    return '\n'.join(lines)
+from .core import markdown_table   # the one markdown-table writer (in core: lessons below the report use it too)
 
 def pm(mean: float, std: float | None = None, n: int | None = None) -> str:
     "mean ± std with one decimal; the mean alone for one seed (n = 1 has no spread: the section says n = 1)."
