@@ -140,7 +140,7 @@ def run_grid(profile: str = 'mini', reports_dir='reports', cache_dir=None,
         return plan
     out, cache_dir = writable_dir(out, 'reports folder'), writable_dir(cache_dir, 'cache dir')
     with stop_on_signals(), exclusive_lock(out/'.ddnb-run.lock', f'reports folder {out}', wait=False):   # the lock is released last
-        try: return _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs, dict(devices=devices, scheduler=scheduler, cluster=cluster, cluster_opts=cluster_opts))
+        try: return _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs, dict(devices=devices, scheduler=scheduler, cluster=cluster, cluster_opts=cluster_opts), pats or None)
         except GridInterrupted as e:
             if not e.reported: print(f"[ddnb] interrupted by {e.signame} before any cell ran; the same command (`make reproduce`) starts again", file=sys.stderr, flush=True)
             raise
@@ -222,7 +222,7 @@ def run_cells(engine: Engine, todo: list,  # (cell, key, key parts) triples, in 
         submit_more()
         yield rec
 
-def _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs=1, engine_opts=None) -> list:
+def _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs=1, engine_opts=None, only=None) -> list:
     journal = Journal(cache_dir, out)
     gone = clean_leftovers(out, journal) + StageCache(cache_dir).clean_leftovers() + UnitStore(cache_dir).clean_leftovers()
     if gone: print(f"[ddnb] removed {len(gone)} leftovers of earlier runs: {[p.name for p in gone]}")
