@@ -939,7 +939,8 @@ def time_section(profile: str, out: Path) -> str:
 
 # %% ../nbs/14_report.ipynb #c131
 _PARTS = {'Generator': 'The generator', 'IMS3': 'IMS3: fine-tuning and selection', 'D3HR': 'D3HR: mapping and group sampling',
-          'Guided samplers': 'Guided samplers: DMGD and IGDS (reconstruction)'}
+          'Guided samplers': 'Guided samplers: DMGD and IGDS (reconstruction)',
+          'IGDS': 'IGDS (reconstruction: no paper numbers)'}   # reconstructed from the abstract: labelled so wherever it appears
 _GUIDED_NOTE = ('Variants compose a fine-tune, a sampler of the registry (`03b_samplers`) and S³. DMGD follows the official code (`07b_dmgd`); '
                 '**IGDS is our reconstruction from the abstract** (`07c_igds`). The base of both is the DDPM ancestral sampler; `DiT` is DDIM.')
 
@@ -982,11 +983,12 @@ def write_reports(profile: str, reports_dir='reports',
     for s in specs:
         if isinstance(s, Study) and s.rows == 'methods': continue
         md = section(s, results, out)
-        if not md: missing.append(s.key); continue
+        if not md: missing.append(s); continue
         grp = s.paper if isinstance(s, Artefact) else s.part
         if grp != part: drawn += [heading(2, _PARTS.get(grp, grp)), '', *([_GUIDED_NOTE, ''] if grp == 'Guided samplers' else [])]; part = grp
         drawn.append(md)
-    if missing: drawn += [f"*Not drawn — none of their cells ran in these results: {', '.join(f'`{k}`' for k in missing)}.*", '']
+    if missing: drawn += [heading(2, 'Not drawn'), '', 'No rows in these results (not run here, or not carried by ddnb):', '',
+                          *[f"- `{s.key}`" + (f": {s.note}" if getattr(s, 'note', '') else '') for s in missing], '']
     body += drawn
     body.append(cost_section(profile, results, out, paper))
     ref, hashes = load_reference(out), {c: file_sha256(out/'results'/f'{c}.json') for c in results}
