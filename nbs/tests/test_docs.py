@@ -2,8 +2,8 @@
 report; figures must be loaded (naturalWidth > 0) and tables rendered; a crawler over the built HTML finds no broken
 internal link (file or #anchor). Screenshots go to .docs-shots/ (git-ignored).
 
-Uses the site of `make docs` (`_docs/`, or $DDNB_DOCS_SITE) when it is built; otherwise builds a small one (two lessons,
-the reports, the API reference) in a temporary folder with docs/build.py. Skipped when Chromium, chromedriver or
+Builds a small site (two lessons, the reports, the API reference) in a temporary folder with docs/build.py, from this
+checkout, so a stale `_docs/` is never what is tested; `DDNB_DOCS_SITE=_docs` checks a site `make docs` built instead. Skipped when Chromium, chromedriver or
 selenium are missing (Debian: apt-get install chromium chromium-driver; pip: selenium).
 """
 import functools, http.server, os, re, shutil, subprocess, sys, threading, time
@@ -22,8 +22,10 @@ SMALL = ['00_core', '09_distilled']      # the lessons of the small site: both e
 
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):
-    built = Path(os.environ.get('DDNB_DOCS_SITE', ROOT/'_docs'))
-    if (built/'index.html').exists(): return built
+    if os.environ.get('DDNB_DOCS_SITE'):
+        built = Path(os.environ['DDNB_DOCS_SITE'])
+        assert (built/'index.html').exists(), f'DDNB_DOCS_SITE={built}: no index.html there (run make docs)'
+        return built
     tmp = tmp_path_factory.mktemp('docs')
     r = subprocess.run([sys.executable, str(ROOT/'docs'/'build.py'), '--only', ','.join(SMALL), '--jobs', '2',
                         '--out', str(tmp/'site'), '--work', str(tmp/'work')], capture_output=True, text=True,
