@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 import torch
 import torch.nn.functional as F
-from .core import Config, PretrainConfig, StageCache, seed_everything, torch_generator, progress, save_json, load_json
+from .core import Config, PretrainConfig, StageCache, seed_everything, torch_generator, progress, save_json, load_json, markdown_table
 from .data import ImageSet, load_digits_split
 from .generator import DiTGenerator, IdentityCodec, mini_dit
 from .ddim import sample_images, reconstruct, psnr
@@ -165,7 +165,6 @@ def bench_pretrain(options: dict = PRETRAIN_OPTIONS,  # name → `PretrainConfig
 
 def pretrain_bench_table(rows: list) -> str:
     "The options table `ddnb bench pretrain` prints (markdown, columns `PRETRAIN_BENCH_COLUMNS`)."
-    from ddnb.core import markdown_table
     judged = lambda r, text: '—' if r['passes'] is None else text()   # text: a callable, evaluated only for judged rows
     show = [{**r, 'steps': f"{r['steps']} ({r['ran']} timed)" if r['extrapolated'] else r['steps'],
              'minutes': f"{r['seconds'] / 60:.2f}" + (' (extrapolated)' if r['extrapolated'] else ''), 'steps/s': f"{r['steps/s']:.2f}",
