@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_batched.ipynb #c003
 from __future__ import annotations
-import copy, math, time
+import copy, math, os, time
 from pathlib import Path
 import torch
 from torch import nn
@@ -18,8 +18,9 @@ from .evaluate import Recipe, Normalized, get_recipe, train_student, evaluate_on
 from .evaluate import _load_checkpoint, _save_checkpoint, _rng_states, _set_rng_states
 
 # %% auto #0
-__all__ = ['BATCHED_CHECKPOINT_FILE', 'CPU_BATCH_MAX_STEP', 'StackedStudents', 'top1_batched', 'train_students_batched',
-           'evaluate_batch', 'evaluate_group', 'step_images', 'batch_groups', 'run_evaluations', 'bench_batched']
+__all__ = ['BATCHED_CHECKPOINT_FILE', 'CPU_BATCH_MAX_STEP', 'MALLOC_SETTINGS', 'StackedStudents', 'top1_batched',
+           'train_students_batched', 'evaluate_batch', 'evaluate_group', 'step_images', 'batch_groups',
+           'run_evaluations', 'bench_batched', 'bench_malloc']
 
 # %% ../nbs/13_batched.ipynb #c006
 def _check_compatible(sets: list):
@@ -269,4 +270,30 @@ def bench_batched(ks=(1, 4, 16, 64), recipe: Recipe | None = None, ipc: int = 10
         dt = timed(lambda: train_students_batched(sets[:K], recipe, list(range(K)), epochs=epochs, device=device))
         rows.append({'K': K, 'student': recipe.student, 'image_size': size, 'ipc': ipc, 'students_epochs_per_s': K * epochs / dt,
                      'sequential_students_epochs_per_s': epochs / seq, 'ratio': (K * epochs / dt) / (epochs / seq)})
+    return rows
+
+# %% ../nbs/13_batched.ipynb #e8cd63ae
+MALLOC_SETTINGS = {'glibc defaults': {'DDNB_MALLOC': 'glibc'},
+                   'Dask worker (trim 64 KiB)': {'DDNB_MALLOC': 'glibc', 'MALLOC_TRIM_THRESHOLD_': '65536'},
+                   'ddnb (keep 1 GiB)': {}}
+
+def bench_malloc(k: int = 16, ipc: int = 10, epochs: int = 10, settings: dict = MALLOC_SETTINGS) -> list:
+    "Students·epochs per second, user and system CPU seconds of K batched students under each memory setting, each in its own 1-thread process."
+    import subprocess, sys, resource
+    code = ("import json, time, torch; torch.set_num_threads(1); from ddnb.batched import train_students_batched, get_recipe, DistilledSet; "
+            f"sets = [DistilledSet(torch.rand({10 * ipc}, 1, 16, 16, generator=torch.Generator().manual_seed(i)), torch.arange(10).repeat_interleave({ipc}), "
+            f"[str(c) for c in range(10)], 'bench') for i in range({k})]; r = get_recipe('mini-hard'); "
+            f"train_students_batched(sets[:2], r, [0, 1], epochs=1); t = time.perf_counter(); train_students_batched(sets, r, list(range({k})), epochs={epochs}); "
+            "print(json.dumps(time.perf_counter() - t))")
+    rows = []
+    for name, env in settings.items():
+        base = {k_: v for k_, v in os.environ.items() if not k_.startswith('MALLOC_') and k_ != 'DDNB_MALLOC'}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        p = subprocess.run([sys.executable, '-c', code], env={**base, 'OMP_NUM_THREADS': '1', **env}, capture_output=True, text=True)
+        if p.returncode: raise RuntimeError(f"bench_malloc {name!r}: {p.stderr.strip()[-500:]}")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        seconds = float(p.stdout.strip().splitlines()[-1])
+        rows.append({'setting': name, 'seconds': seconds, 'students_epochs_per_s': k * epochs / seconds,
+                     'user_s': after.ru_utime - before.ru_utime, 'system_s': after.ru_stime - before.ru_stime})
+    for r in rows: r['speed_vs_first'] = rows[0]['seconds'] / r['seconds']
     return rows

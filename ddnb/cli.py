@@ -10,7 +10,7 @@ from .report import write_reports, freeze_reference
 from .grid import PROFILES
 
 # %% auto #0
-__all__ = ['positive_int', 'folder', 'parser', 'bench_d3hr', 'bench_students', 'bench_samplers', 'bench_pretrain',
+__all__ = ['positive_int', 'folder', 'parser', 'bench_d3hr', 'bench_students', 'bench_samplers', 'bench_malloc', 'bench_pretrain',
            'bench_generator', 'list_artefacts', 'unknown_artefacts', 'tiny_world_note', 'main']
 
 # %% ../nbs/15_cli.ipynb #c004
@@ -67,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument('--dir', type=folder, default=None, help='work folder (default: a new temp folder)')
     c.add_argument('--seed', type=int, default=0, help='seeds the random kill moments')
     b = sub.add_parser('bench', help='print throughput benchmarks of this machine')
-    b.add_argument('what', choices=['students', 'd3hr', 'generator', 'samplers', 'pretrain'])
+    b.add_argument('what', choices=['students', 'd3hr', 'generator', 'samplers', 'pretrain', 'malloc'])
     b.add_argument('--options', nargs='+', default=None, help='pretrain: options of ddnb.pretrain.PRETRAIN_OPTIONS to train (default: all; the first is the speed-up reference)')
     b.add_argument('--jobs', type=positive_int, default=1, help='pretrain: options trained at once, each in its own process')
     b.add_argument('--max-steps', type=positive_int, default=None, help='pretrain: time only this many steps of a longer option (minutes extrapolated, its bars not judged)')
@@ -146,6 +146,18 @@ def bench_samplers(a) -> list:
     for r in rows:
         same = f"  {r['ratio_same_batching']:5.2f}× dmgd-off (guidance alone)" if r['ratio_same_batching'] else ''
         print(f"  {r['sampler']:16s} {r['label']:24s} {r['guidance_batch'] or '':10s} {r['s_per_image'] * 1e3:9.1f} ms/image  {r['ratio']:5.2f}× DDPM{same}")
+    return rows
+
+def bench_malloc(a) -> list:
+    "Print batched students' speed under glibc's defaults, Dask's worker setting and ddnb's, each in its own process, in one run."
+    from ddnb.batched import bench_malloc as bench
+    from ddnb.core import markdown_table
+    k, ipc = (a.batched or [16])[0], a.set_ipc or 10
+    rows = bench(k, ipc, a.epochs if a.epochs != 3 else 10)
+    print(f"{k} batched students (mini-hard, IPC {ipc}, 1 thread), each memory setting in a fresh process:")
+    print(markdown_table([{'setting': r['setting'], 'students·epochs/s': f"{r['students_epochs_per_s']:.1f}", 'user s': f"{r['user_s']:.1f}",
+                           'system s': f"{r['system_s']:.1f}", 'speed vs glibc defaults': f"{r['speed_vs_first']:.2f}×"} for r in rows],
+                         ['setting', 'students·epochs/s', 'user s', 'system s', 'speed vs glibc defaults']))
     return rows
 
 def bench_pretrain(a) -> list:
@@ -265,7 +277,7 @@ def main(argv=None) -> int:
         print(' '.join(f"--{k.replace('_', '-')} {p[k]}" for k in PAPER_INPUTS))
         return 0
     if a.command == 'bench':
-        try: {'students': bench_students, 'd3hr': bench_d3hr, 'generator': bench_generator, 'samplers': bench_samplers, 'pretrain': bench_pretrain}[a.what](a); return 0
+        try: {'students': bench_students, 'd3hr': bench_d3hr, 'generator': bench_generator, 'samplers': bench_samplers, 'pretrain': bench_pretrain, 'malloc': bench_malloc}[a.what](a); return 0
         except ValueError as e: return _error('bench', e)   # a bad option value: one line naming it
 
 if __name__ == '__main__':      # `python -m ddnb.cli …` as well as the `ddnb` command

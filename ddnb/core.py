@@ -12,12 +12,12 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['WORLDS', 'DATASETS', 'LR_SCHEDULES', 'MIN_FREE_BYTES', 'HASHED_BYTES', 'check_fields', 'default_cache_dir',
-           'PretrainConfig', 'Config', 'seed_everything', 'torch_generator', 'get_device', 'count_parameters',
-           'share_mode', 'make_temp_dir', 'replace_dir', 'writable_dir', 'exclusive_lock', 'WriteError', 'free_bytes',
-           'disk_full_error', 'check_free_space', 'atomic_write', 'save_json', 'load_json', 'fingerprint',
-           'file_sha256', 'ddnb_imports_in', 'module_closure', 'code_version_of', 'build_code', 'StageCache',
-           'progress', 'markdown_table']
+__all__ = ['WORLDS', 'DATASETS', 'LR_SCHEDULES', 'MALLOC_KEEP', 'MALLOC_KEPT', 'MIN_FREE_BYTES', 'HASHED_BYTES', 'check_fields',
+           'default_cache_dir', 'PretrainConfig', 'Config', 'seed_everything', 'torch_generator', 'get_device',
+           'keep_freed_memory', 'count_parameters', 'share_mode', 'make_temp_dir', 'replace_dir', 'writable_dir',
+           'exclusive_lock', 'WriteError', 'free_bytes', 'disk_full_error', 'check_free_space', 'atomic_write',
+           'save_json', 'load_json', 'fingerprint', 'file_sha256', 'ddnb_imports_in', 'module_closure',
+           'code_version_of', 'build_code', 'StageCache', 'progress', 'markdown_table']
 
 # %% ../nbs/00_core.ipynb #c006b
 _TYPES = {'int': (int,), 'float': (int, float), 'str': (str,), 'bool': (bool,)}
@@ -162,6 +162,21 @@ def get_device(pref: str = 'auto') -> torch.device:
     dev = torch.device(pref)
     if dev.type == 'cuda' and not torch.cuda.is_available(): raise RuntimeError(f"device={pref!r} asked for CUDA but none is available")
     return dev
+
+# %% ../nbs/00_core.ipynb #134700ac
+MALLOC_KEEP = 1 << 30   # bytes: tensors below this come from the heap, and up to this much freed memory stays in the process
+
+def keep_freed_memory(limit: int = MALLOC_KEEP) -> bool:
+    "Raise glibc's mmap and trim thresholds to `limit` in this process (not under `DDNB_MALLOC=glibc`, nor off glibc); True when set."
+    if os.environ.get('DDNB_MALLOC', '').lower() == 'glibc': return False
+    try:
+        import ctypes
+        libc = ctypes.CDLL('libc.so.6')
+    except OSError: return False   # not glibc (macOS, musl): nothing to tune
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, int(limit))) and bool(libc.mallopt(M_TRIM_THRESHOLD, int(limit)))
+
+MALLOC_KEPT = keep_freed_memory()   # at import: every process that runs ddnb code (CLI, kernels, Dask workers) gets it
 
 # %% ../nbs/00_core.ipynb #c010
 def count_parameters(m: torch.nn.Module, trainable_only: bool = False) -> int:
