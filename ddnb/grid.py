@@ -22,7 +22,8 @@ _MINI = dict(world='mini', pretrain_steps=1500, gate_n_per_class=100, recon_n=54
 
 PROFILES = {
     'mini': dict(_MINI, ipcs=[1, 10], d3hr_studies=['main'], ims3_studies=['table4'], sampler_studies=['dmgd-main', 'igds-main'],
-                 study_variants={'dmgd-main': ['DDPM', 'DMGD'], 'igds-main': ['DDPM', 'IGDS']}),   # the first run: every method, IPC 1 and 10
+                 study_variants={'dmgd-main': ['DDPM', 'DMGD'], 'igds-main': ['DDPM', 'IGDS']},
+                 foundation_extras=False),   # the first run: every method, IPC 1 and 10
     'mini-full': dict(_MINI, ipcs=[1, 2, 5, 10], d3hr_studies=['main', 'losses', 'steps', 'm', 'variance'],
                       ims3_studies=['table4', 'alpha-beta', 'k', 'g', 'lambda', 'loss', 'features', 'centroids'],
                       sampler_studies=['dmgd-main', 'dmgd-ablation', 'igds-main', 'igds-beta']),   # every study and ablation

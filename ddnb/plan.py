@@ -14,8 +14,8 @@ from .journal import Journal
 from .report import load_reference
 
 # %% auto #0
-__all__ = ['plan_grid', 'cell_work', 'cell_cost', 'dedup_work', 'unit_hours', 'schedule_wall', 'save_student_cost',
-           'student_hours', 'longest_first', 'estimated_wall', 'format_plan']
+__all__ = ['plan_grid', 'reads_generator', 'cell_work', 'cell_cost', 'dedup_work', 'unit_hours', 'schedule_wall',
+           'save_student_cost', 'student_hours', 'longest_first', 'estimated_wall', 'format_plan']
 
 # %% ../nbs/14b_plan.ipynb #c004
 def plan_grid(cells: list, out: Path, cache_dir, profile: str, force: bool = False) -> list:
@@ -26,8 +26,12 @@ def plan_grid(cells: list, out: Path, cache_dir, profile: str, force: bool = Fal
         parts = cell_key_parts(c, profile); key = fingerprint(parts)
         action, why = ('run', 'forced (--force)') if force else journal.verdict(c.name, key, out/'results'/f'{c.name}.json', parts)
         rows.append({'cell': c.name, 'action': action, 'why': why, 'key': key, 'parts': parts, 'estimate_s': timings.get(c.name) if action == 'run' else 0.0,
-                     'cost': _cost_or_none(c)})
+                     'cost': _cost_or_none(c), 'reads_generator': reads_generator(c)})
     return rows
+
+def reads_generator(cell: GridCell) -> bool:
+    "Whether a cell samples from or tunes the generator; the baselines that pick real images (Random, Herding, K-Center, Full) do not."
+    return cell.notebook != 'baselines.ipynb' or cell.params.get('method', 'Random') in ('DiT', 'DiT+CFG')
 
 _STUDENT_ONLY = ('variants', 'ipcs', 'seeds', 'recipes', 'students', 'cell_name', 'study', 'workers', 'student_batch', 'device', 'input_size',
                  'epochs', 'method', 'compile_dit', 'data_root', 'model_dir', 'feature_weights', 'teacher_weights')
@@ -162,19 +166,25 @@ def student_hours(per_student: dict, cost: dict) -> tuple:
     return h, sorted(k for k in per_student if k not in cost)
 
 def longest_first(rows: list) -> list:
-    "Plan rows to run, the foundation first, then the longest estimates first (cells without one first of all: they may be long)."
+    "Plan rows to run: the foundation, then the cells that do not read the generator, then the rest; each group longest first (cells without an estimate first: they may be long)."
     runs = [r for r in rows if r['action'] == 'run']
     first = [r for r in runs if r['cell'] == 'foundation']
-    return first + sorted([r for r in runs if r not in first], key=lambda r: -(r['estimate_s'] if r['estimate_s'] is not None else math.inf))
+    longest = lambda rs: sorted(rs, key=lambda r: -(r['estimate_s'] if r['estimate_s'] is not None else math.inf))
+    free = [r for r in runs if r not in first and not r.get('reads_generator', True)]
+    return first + longest(free) + longest([r for r in runs if r not in first and r not in free])
 
 def estimated_wall(rows: list, jobs: int = 1) -> float:
-    "Seconds the plan's runs take `jobs` at a time in `longest_first` order, the foundation alone (cells without an estimate count 0)."
+    """Seconds the plan's runs take `jobs` at a time in `longest_first` order (cells without an estimate count 0): cells that
+    read the generator start after the foundation's end at the earliest (in the run they wait only for its pretraining)."""
     import heapq
-    order, t = longest_first(rows), 0.0
-    if order and order[0]['cell'] == 'foundation' and jobs > 1: t, order = order[0]['estimate_s'] or 0.0, order[1:]
-    slots = [t] * max(1, jobs)
-    for r in order: heapq.heappush(slots, heapq.heappop(slots) + (r['estimate_s'] or 0.0))
-    return max(slots) if order else t
+    order, slots, ready = longest_first(rows), [0.0] * max(1, jobs), 0.0
+    for r in order:
+        start = heapq.heappop(slots)
+        if r['cell'] != 'foundation' and r.get('reads_generator', True): start = max(start, ready)
+        end = start + (r['estimate_s'] or 0.0)
+        if r['cell'] == 'foundation': ready = end
+        heapq.heappush(slots, end)
+    return max(slots) if order else 0.0
 
 def _h(x: float | None) -> str: return 'not measured' if x is None else f'{x:,.1f} h' if x >= 0.1 else f'{x * 60:.1f} min'
 
@@ -223,7 +233,7 @@ def format_plan(rows: list, profile: str, out: Path, cache_dir, jobs: int = 1,
     unknown = len(runs) - len(known)
     lines.append(f"[ddnb] {len(runs)} to run, {len(rows) - len(runs)} reused"
                  + (f"; estimated {sum(known) / 60:.0f} cell-minutes (the reference run's wall time per cell, reference/timings.json)"
-                    + (f", ≈ {estimated_wall(rows, jobs) / 60:.0f} min with {jobs} at a time (foundation alone, then longest first)" if jobs > 1 else '')
+                    + (f", ≈ {estimated_wall(rows, jobs) / 60:.0f} min with {jobs} at a time (the foundation beside the cells that do not read the generator, then longest first)" if jobs > 1 else '')
                     if known else '; no reference run times for these cells')
                  + (f", {unknown} cells without a reference time" if unknown and known else ''))
     return '\n'.join(lines)

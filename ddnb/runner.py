@@ -244,12 +244,11 @@ def _run_locked(profile, reports_dir, out, cache_dir, cells, force, jobs=1, engi
         try:
             engine = Engine.start(jobs, eo.get('devices'), eo.get('scheduler'), eo.get('cluster'), copts if eo.get('cluster') else None)
             print(f"[ddnb] engine: {engine.description}; scheduler {engine.address}" + (f", dashboard {engine.dashboard}" if engine.dashboard else ''), flush=True)
-            first = [t for t in todo if t[0].notebook == 'foundation.ipynb']   # foundation shows the pretraining: it builds it, first and alone
-            rest = [t for t in todo if t not in first]
+            # the foundation (it builds the pretraining and shows it) first, the cells that do not read the generator beside it; a cell that
+            # reads it and starts early waits for the pretraining stage's lock. One cell at a time: its kernel gets every core.
+            alone = len(todo) == 1 or jobs <= 1 and not eo.get('devices') and not eo.get('scheduler') and not eo.get('cluster')
             bar = progress(total=len(todo), desc=f'grid {profile}', unit='cell')
-            for batch, alone in ((first, True), (rest, len(rest) == 1 or jobs <= 1 and not eo.get('devices') and not eo.get('scheduler') and not eo.get('cluster'))):
-                if batch:
-                    for rec in run_cells(engine, batch, out, cache_dir, profile, alone): done[rec['cell']] = rec; say(rec); bar.update()
+            for rec in run_cells(engine, todo, out, cache_dir, profile, alone): done[rec['cell']] = rec; say(rec); bar.update()
             bar.close()
         except GridInterrupted as e:
             _interrupted(e, journal, [c.name for c, *_ in todo], engine); engine = None
