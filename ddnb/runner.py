@@ -18,7 +18,8 @@ from .report import result_problem, write_reports
 from .engine import Engine, UnitStore
 
 # %% auto #0
-__all__ = ['run_cell', 'cell_task', 'run_grid', 'GridInterrupted', 'stop_on_signals', 'stop_children', 'cell_slots', 'run_cells']
+__all__ = ['run_cell', 'cell_task', 'run_grid', 'GridInterrupted', 'stop_on_signals', 'stop_children', 'cell_slots',
+           'free_cell_worker', 'run_cells']
 
 # %% ../nbs/14c_runner.ipynb #c006
 def run_cell(cell: GridCell, out: Path, cache_dir: str, profile: str, kernel_name: str = 'python3',
@@ -200,22 +201,32 @@ def cell_slots(engine: Engine) -> int:
                                   f"`dask worker ... --resources CELL=1` (with a GPU: --resources CELL=1,GPU=1)")
     return n
 
+def free_cell_worker(workers: dict,  # worker address → its resources (`Engine.workers`)
+                     taken: list) -> str | None:  # the worker address of each cell this grid runs now
+    "A worker with a `CELL` slot that no running cell holds, or None."
+    for addr, res in workers.items():
+        if int(res.get('CELL', 0)) > taken.count(addr): return addr
+    return None
+
 def run_cells(engine: Engine, todo: list,  # (cell, key, key parts) triples, in the order they should start
               out: Path, cache_dir, profile: str, alone: bool = False):
     """Run cells as tasks that each hold a worker's `CELL` slot, yielding their status records as they finish. Only as many
     cells are submitted as there are slots: a cell waiting in a worker's queue would count as work in progress there, and
-    the scheduler would then hold back the units the running cells wait for."""
+    the scheduler would then hold back the units the running cells wait for. Each cell goes to a worker whose slot is
+    free: given only the resource, the scheduler may queue it behind a running cell on another worker (the first mini runs
+    left a slot idle for minutes so); a lost worker's cell may still go elsewhere (a loose restriction)."""
     from distributed import as_completed
-    pending, running, ac = list(todo), {}, as_completed(loop=engine.client.loop)
+    pending, running, on, ac = list(todo), {}, {}, as_completed(loop=engine.client.loop)
     def submit_more():
         while pending and len(running) < cell_slots(engine):
             cell, key, parts = pending.pop(0)
+            w = free_cell_worker(engine.workers(), list(on.values()))
             f = engine.client.submit(cell_task, cell, out, str(cache_dir), profile, key, alone, parts, platform.node(), key=f'cell-{cell.name}-{key}', pure=False,
-                                     resources={'CELL': 1}, retries=1)
-            running[f] = cell.name; ac.add(f)
+                                     resources={'CELL': 1}, retries=1, workers=[w] if w else None, allow_other_workers=True)
+            running[f] = cell.name; on[f] = w; ac.add(f)
     submit_more()
     for f in ac:
-        name = running.pop(f)
+        name = running.pop(f); on.pop(f, None)
         try: rec = f.result()
         except Exception as e:   # the task itself died (its worker was lost twice): recorded like a failing notebook
             rec = {'cell': name, 'status': 'failed', 'error': f'{type(e).__name__}: {str(e)[:2000]}'}
