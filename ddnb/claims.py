@@ -119,12 +119,12 @@ def compare(a_rows: list,  # per-seed rows (`seed`, `top1`) of method A at one (
     if paired:
         d = np.array([a[s] - b[s] for s in sorted(a)])
         out.update(test='paired t', n=len(d), se=float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else None)
-        p = stats.ttest_rel([a[s] for s in sorted(a)], [b[s] for s in sorted(a)]).pvalue if len(d) > 1 else None
+        p = stats.ttest_rel([a[s] for s in sorted(a)], [b[s] for s in sorted(a)]).pvalue if len(d) > 1 and out['se'] else None
     else:
         out.update(test='Welch t', n=min(len(xa), len(xb)),
                    se=float(math.sqrt(xa.var(ddof=1) / len(xa) + xb.var(ddof=1) / len(xb))) if min(len(xa), len(xb)) > 1 else None)
-        p = stats.ttest_ind(xa, xb, equal_var=False).pvalue if min(len(xa), len(xb)) > 1 else None
-    if out['se'] == 0: p = 1.0 if out['diff'] == 0 else 0.0   # no spread at all: equal, or apart on every seed (t undefined)
+        p = stats.ttest_ind(xa, xb, equal_var=False).pvalue if min(len(xa), len(xb)) > 1 and out['se'] else None
+    if out['se'] == 0: p = 1.0 if out['diff'] == 0 else 0.0   # no spread at all: equal, or apart on every seed (t undefined: scipy is not asked, it would warn)
     out['p'] = None if p is None else float(p)
     if out['n'] == 1: out['test'] = None
     return out
