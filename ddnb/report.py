@@ -22,8 +22,8 @@ __all__ = ['TIME_STAGES', 'result_problem', 'load_results', 'pm', 'heading', 'an
            'variant_table', 'versus_base', 'versus_table', 'paper_table', 'foundation_section', 'study_section',
            'artefact_table', 'protocol_line', 'artefact_section', 'header', 'key_results', 'claims_section',
            'foundation_scalars', 'freeze_reference', 'load_reference', 'agreement', 'compare_to_reference',
-           'run_to_run_section', 'cost_rows', 'cost_section', 'time_breakdown', 'time_section', 'section',
-           'write_reports']
+           'run_to_run_section', 'cost_rows', 'cost_section', 'time_breakdown', 'time_section', 'why_not_drawn',
+           'section', 'write_reports']
 
 # %% ../nbs/14_report.ipynb #c011
 _PERCENT = (0, 100)
@@ -943,6 +943,14 @@ def time_section(profile: str, out: Path) -> str:
 _PARTS = {'Generator': 'The generator', 'IMS3': 'IMS3: fine-tuning and selection', 'D3HR': 'D3HR: mapping and group sampling',
           'Guided samplers': 'Guided samplers: DMGD and IGDS (reconstruction)',
           'IGDS': 'IGDS (reconstruction: no paper numbers)'}   # reconstructed from the abstract: labelled so wherever it appears
+def why_not_drawn(s) -> str:
+    "What the report says of an artefact or study without rows: its own note, else (no row carried) the reasons of its rows."
+    if getattr(s, 'note', ''): return s.note
+    rows = s.rows() if isinstance(s, Artefact) else []
+    if rows and all(r['notebook'] is None for r in rows):
+        return 'no row ddnb carries — ' + '; '.join(sorted({r['reason'] for r in rows}))
+    return ''
+
 _GUIDED_NOTE = ('Variants compose a fine-tune, a sampler of the registry (`03b_samplers`) and S³. DMGD follows the official code (`07b_dmgd`); '
                 '**IGDS is our reconstruction from the abstract** (`07c_igds`). The base of both is the DDPM ancestral sampler; `DiT` is DDIM.')
 
@@ -990,7 +998,7 @@ def write_reports(profile: str, reports_dir='reports',
         if grp != part: drawn += [heading(2, _PARTS.get(grp, grp)), '', *([_GUIDED_NOTE, ''] if grp == 'Guided samplers' else [])]; part = grp
         drawn.append(md)
     if missing: drawn += [heading(2, 'Not drawn'), '', 'No rows in these results (not run here, or not carried by ddnb):', '',
-                          *[f"- `{s.key}`" + (f": {s.note}" if getattr(s, 'note', '') else '') for s in missing], '']
+                          *[f"- `{s.key}`" + (f": {why_not_drawn(s)}" if why_not_drawn(s) else '') for s in missing], '']
     body += drawn
     body.append(cost_section(profile, results, out, paper))
     ref, hashes = load_reference(out), {c: file_sha256(out/'results'/f'{c}.json') for c in results}
