@@ -116,15 +116,17 @@ def compare(a_rows: list,  # per-seed rows (`seed`, `top1`) of method A at one (
     xa, xb = np.array(list(a.values())), np.array(list(b.values()))
     out = dict(mean_a=float(xa.mean()), mean_b=float(xb.mean()), diff=float(xa.mean() - xb.mean()), n_a=len(xa), n_b=len(xb))
     paired = sorted(a) == sorted(b)
+    flat = 1e-6 * max(1.0, abs(out['mean_a']), abs(out['mean_b']))   # spreads below float32 rounding of top-1 (%) count as none
     if paired:
         d = np.array([a[s] - b[s] for s in sorted(a)])
         out.update(test='paired t', n=len(d), se=float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else None)
-        p = stats.ttest_rel([a[s] for s in sorted(a)], [b[s] for s in sorted(a)]).pvalue if len(d) > 1 and out['se'] else None
+        p = stats.ttest_rel([a[s] for s in sorted(a)], [b[s] for s in sorted(a)]).pvalue if len(d) > 1 and out['se'] > flat else None
     else:
         out.update(test='Welch t', n=min(len(xa), len(xb)),
                    se=float(math.sqrt(xa.var(ddof=1) / len(xa) + xb.var(ddof=1) / len(xb))) if min(len(xa), len(xb)) > 1 else None)
-        p = stats.ttest_ind(xa, xb, equal_var=False).pvalue if min(len(xa), len(xb)) > 1 and out['se'] else None
-    if out['se'] == 0: p = 1.0 if out['diff'] == 0 else 0.0   # no spread at all: equal, or apart on every seed (t undefined: scipy is not asked, it would warn)
+        p = stats.ttest_ind(xa, xb, equal_var=False).pvalue if min(len(xa), len(xb)) > 1 and out['se'] > flat else None
+    if out['se'] is not None and out['se'] <= flat:   # no spread: equal, or apart on every seed (t undefined: scipy is not asked, it would warn)
+        out['se'], p = 0.0, 1.0 if abs(out['diff']) <= flat else 0.0
     out['p'] = None if p is None else float(p)
     if out['n'] == 1: out['test'] = None
     return out
