@@ -247,15 +247,18 @@ def run_evaluations(tasks: list,  # (DistilledSet, Recipe, seed) triples
     return rows
 
 # %% ../nbs/13_batched.ipynb #c013
+def _random_sets(n: int, ipc: int, size: int, channels: int = 1, num_classes: int = 10) -> list:
+    "`n` sets of uniform noise images (one seeded stream), `ipc` per class: the benchmarks' inputs."
+    g = torch.Generator().manual_seed(0)
+    return [DistilledSet(torch.rand(num_classes * ipc, channels, size, size, generator=g), torch.arange(num_classes).repeat_interleave(ipc),
+                         [f'c{i}' for i in range(num_classes)], 'bench') for _ in range(n)]
+
 def bench_batched(ks=(1, 4, 16, 64), recipe: Recipe | None = None, ipc: int = 10, epochs: int = 3, image_size: int | None = None,
                   channels: int = 1, num_classes: int = 10, sequential_max: int = 16, device='cpu') -> list:
     "Students·epochs per second of K batched students vs the sequential loop on the same random sets (sequential timed on ≤ `sequential_max` students, per student)."
     recipe = recipe or get_recipe('mini-hard')
     size = image_size or recipe.input_size or 16
-    g = torch.Generator().manual_seed(0)
-    mk = lambda: DistilledSet(torch.rand(num_classes * ipc, channels, size, size, generator=g), torch.arange(num_classes).repeat_interleave(ipc),
-                              [f'c{i}' for i in range(num_classes)], 'bench')
-    sets = [mk() for _ in range(max(ks))]
+    sets = _random_sets(max(ks), ipc, size, channels, num_classes)
     def timed(f):
         if device != 'cpu': torch.cuda.synchronize()
         t0 = time.perf_counter(); f()
@@ -273,6 +276,14 @@ def bench_batched(ks=(1, 4, 16, 64), recipe: Recipe | None = None, ipc: int = 10
     return rows
 
 # %% ../nbs/13_batched.ipynb #e8cd63ae
+def _time_batched(k: int, ipc: int, epochs: int) -> float:
+    "Seconds of K batched `mini-hard` students on random sets for `epochs` epochs, on one thread, after a warm-up (what `bench_malloc` times in each process)."
+    torch.set_num_threads(1)
+    sets, r = _random_sets(k, ipc, 16), get_recipe('mini-hard')
+    train_students_batched(sets[:2], r, [0, 1], epochs=1)
+    t = time.perf_counter(); train_students_batched(sets, r, list(range(k)), epochs=epochs)
+    return time.perf_counter() - t
+
 MALLOC_SETTINGS = {'glibc defaults': {'DDNB_MALLOC': 'glibc'},
                    'Dask worker (trim 64 KiB)': {'DDNB_MALLOC': 'glibc', 'MALLOC_TRIM_THRESHOLD_': '65536'},
                    'ddnb (keep 1 GiB)': {}}
@@ -280,11 +291,7 @@ MALLOC_SETTINGS = {'glibc defaults': {'DDNB_MALLOC': 'glibc'},
 def bench_malloc(k: int = 16, ipc: int = 10, epochs: int = 10, settings: dict = MALLOC_SETTINGS) -> list:
     "Students·epochs per second, user and system CPU seconds of K batched students under each memory setting, each in its own 1-thread process."
     import subprocess, sys, resource
-    code = ("import json, time, torch; torch.set_num_threads(1); from ddnb.batched import train_students_batched, get_recipe, DistilledSet; "
-            f"sets = [DistilledSet(torch.rand({10 * ipc}, 1, 16, 16, generator=torch.Generator().manual_seed(i)), torch.arange(10).repeat_interleave({ipc}), "
-            f"[str(c) for c in range(10)], 'bench') for i in range({k})]; r = get_recipe('mini-hard'); "
-            f"train_students_batched(sets[:2], r, [0, 1], epochs=1); t = time.perf_counter(); train_students_batched(sets, r, list(range({k})), epochs={epochs}); "
-            "print(json.dumps(time.perf_counter() - t))")
+    code = f"from ddnb.batched import _time_batched; print(_time_batched({k}, {ipc}, {epochs}))"
     rows = []
     for name, env in settings.items():
         base = {k_: v for k_, v in os.environ.items() if not k_.startswith('MALLOC_') and k_ != 'DDNB_MALLOC'}

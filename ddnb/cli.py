@@ -83,14 +83,14 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument('--m', type=float, nargs='+', default=[1e3, 1e5, 1e7], help='d3hr: candidate groups per class')
     b.add_argument('--ipc', type=positive_int, nargs='+', default=[1, 10], help='d3hr: group sizes')
     b.add_argument('--dims', type=positive_int, default=64, help='d3hr: latent dimensions (mini world 64; DiT-XL/2 4096)')
-    b.add_argument('--batched', type=positive_int, nargs='+', default=None, help='students: K students trained as one computation vs the sequential loop, e.g. 1 4 16 64')
+    b.add_argument('--batched', type=positive_int, nargs='+', default=None, help='students: K students trained as one computation vs the sequential loop, e.g. 1 4 16 64; malloc: K (the first, default 16)')
     b.add_argument('--recipe', default='mini-hard', help='students --batched: the recipe (its student, input size and augmentation)')
-    b.add_argument('--set-ipc', type=positive_int, default=None, help='students --batched: images per class of the random sets (default 10); samplers: images per class (default 4)')
+    b.add_argument('--set-ipc', type=positive_int, default=None, help='students --batched and malloc: images per class of the random sets (default 10); samplers: images per class (default 4)')
     b.add_argument('--classes', type=positive_int, default=4, help='samplers: classes sampled')
     b.add_argument('--guidance-batch', nargs='+', choices=['per-class', 'batched'], default=['batched'],
                    help="samplers: DMGD's and IGDS's guidance batched over a batch's images and classes (default) and/or the per-class loop it replaced, side by side")
     b.add_argument('--repeats', type=positive_int, default=3, help='samplers: timed runs of each sampler, interleaved; the fastest counts')
-    b.add_argument('--epochs', type=positive_int, default=3, help='students --batched: epochs timed')
+    b.add_argument('--epochs', type=positive_int, default=None, help='students --batched: epochs timed (default 3); malloc: (default 10)')
     b.add_argument('--device', default='cpu')
     return p
 
@@ -118,8 +118,9 @@ def bench_students(a) -> list:
         from ddnb.batched import bench_batched
         r = get_recipe(a.recipe)
         size = r.input_size or a.image_size
-        rows = bench_batched(a.batched, r, a.set_ipc or 10, a.epochs, size, a.channels, device=a.device)
-        print(f"batched students: recipe {r.name} ({r.student}), {a.channels}x{size}x{size}, IPC {a.set_ipc or 10}, 10 classes, {a.epochs} epochs, "
+        epochs = a.epochs or 3
+        rows = bench_batched(a.batched, r, a.set_ipc or 10, epochs, size, a.channels, device=a.device)
+        print(f"batched students: recipe {r.name} ({r.student}), {a.channels}x{size}x{size}, IPC {a.set_ipc or 10}, 10 classes, {epochs} epochs, "
               f"{torch.get_num_threads()} threads, device {a.device}; side by side in one run:")
         print(f"  {'K':>4}  {'batched students·epochs/s':>26}  {'sequential':>11}  {'ratio':>6}")
         for x in rows: print(f"  {x['K']:>4}  {x['students_epochs_per_s']:>26.2f}  {x['sequential_students_epochs_per_s']:>11.2f}  {x['ratio']:>5.1f}×")
@@ -153,7 +154,7 @@ def bench_malloc(a) -> list:
     from ddnb.batched import bench_malloc as bench
     from ddnb.core import markdown_table
     k, ipc = (a.batched or [16])[0], a.set_ipc or 10
-    rows = bench(k, ipc, a.epochs if a.epochs != 3 else 10)
+    rows = bench(k, ipc, a.epochs or 10)
     print(f"{k} batched students (mini-hard, IPC {ipc}, 1 thread), each memory setting in a fresh process:")
     print(markdown_table([{'setting': r['setting'], 'students·epochs/s': f"{r['students_epochs_per_s']:.1f}", 'user s': f"{r['user_s']:.1f}",
                            'system s': f"{r['system_s']:.1f}", 'speed vs glibc defaults': f"{r['speed_vs_first']:.2f}×"} for r in rows],

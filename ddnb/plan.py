@@ -10,6 +10,7 @@ from pathlib import Path
 from .core import (atomic_write, save_json, load_json, progress, default_cache_dir, fingerprint, file_sha256,
                        writable_dir, exclusive_lock, share_mode, StageCache)
 from .grid import GridCell, cell_key_parts, profile_params
+from .units import baseline_set
 from .journal import Journal
 from .report import load_reference
 
@@ -31,7 +32,8 @@ def plan_grid(cells: list, out: Path, cache_dir, profile: str, force: bool = Fal
 
 def reads_generator(cell: GridCell) -> bool:
     "Whether a cell samples from or tunes the generator; the baselines that pick real images (Random, Herding, K-Center, Full) do not."
-    return cell.notebook != 'baselines.ipynb' or cell.params.get('method', 'Random') in ('DiT', 'DiT+CFG')
+    m = cell.params.get('method', 'Random')
+    return cell.notebook != 'baselines.ipynb' or m != 'Full' and 'generator' in baseline_set.reads({'method': m})   # what the set builder declares it reads
 
 _STUDENT_ONLY = ('variants', 'ipcs', 'seeds', 'recipes', 'students', 'cell_name', 'study', 'workers', 'student_batch', 'device', 'input_size',
                  'epochs', 'method', 'compile_dit', 'data_root', 'model_dir', 'feature_weights', 'teacher_weights')

@@ -216,17 +216,17 @@ def run_cells(engine: Engine, todo: list,  # (cell, key, key parts) triples, in 
     free: given only the resource, the scheduler may queue it behind a running cell on another worker (the first mini runs
     left a slot idle for minutes so); a lost worker's cell may still go elsewhere (a loose restriction)."""
     from distributed import as_completed
-    pending, running, on, ac = list(todo), {}, {}, as_completed(loop=engine.client.loop)
+    pending, running, ac = list(todo), {}, as_completed(loop=engine.client.loop)   # running: future → (cell name, the worker it was sent to)
     def submit_more():
         while pending and len(running) < cell_slots(engine):
             cell, key, parts = pending.pop(0)
-            w = free_cell_worker(engine.workers(), list(on.values()))
+            w = free_cell_worker(engine.workers(), [w for _, w in running.values()])
             f = engine.client.submit(cell_task, cell, out, str(cache_dir), profile, key, alone, parts, platform.node(), key=f'cell-{cell.name}-{key}', pure=False,
                                      resources={'CELL': 1}, retries=1, workers=[w] if w else None, allow_other_workers=True)
-            running[f] = cell.name; on[f] = w; ac.add(f)
+            running[f] = (cell.name, w); ac.add(f)
     submit_more()
     for f in ac:
-        name = running.pop(f); on.pop(f, None)
+        name, _ = running.pop(f)
         try: rec = f.result()
         except Exception as e:   # the task itself died (its worker was lost twice): recorded like a failing notebook
             rec = {'cell': name, 'status': 'failed', 'error': f'{type(e).__name__}: {str(e)[:2000]}'}
