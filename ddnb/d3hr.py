@@ -17,10 +17,11 @@ from .distilled import DistilledSet
 from .samplers import register_sampler, shard_by_class, shard_devices
 
 # %% auto #0
-__all__ = ['OFFICIAL', 'D3HR_PRESETS', 'SEED_PROTOCOLS', 'Moments', 'official_timesteps', 'official_steps', 'official_invert',
-           'official_sample', 'encode_latents', 'mapped_timestep', 'map_latents', 'sample_back', 'MappingConfig',
-           'class_statistics', 'save_statistics', 'load_statistics', 'cached_statistics', 'GroupConfig', 'official_m',
-           'skewness_batch', 'group_scores', 'group_sample', 'd3hr_distill', 'd3hr_preset', 'd3hr_mapping', 'seed_plan',
+__all__ = ['STATISTICS_CHUNKS', 'OFFICIAL', 'D3HR_PRESETS', 'SEED_PROTOCOLS', 'Moments', 'official_timesteps', 'official_steps',
+           'official_invert', 'official_sample', 'encode_latents', 'mapped_timestep', 'map_latents', 'sample_back',
+           'MappingConfig', 'class_statistics', 'save_statistics', 'load_statistics', 'one_stream', 'statistics_chunks',
+           'cached_statistics_chunk', 'cached_statistics', 'GroupConfig', 'official_m', 'skewness_batch',
+           'group_scores', 'group_sample', 'd3hr_distill', 'd3hr_preset', 'd3hr_mapping', 'seed_plan',
            'bench_group_sampling']
 
 # %% ../nbs/07_d3hr.ipynb #c006
@@ -128,23 +129,28 @@ class MappingConfig:
 
 def class_statistics(gen: DiTGenerator, real: ImageSet, mc: MappingConfig = MappingConfig(),
                      gen_labels: torch.Tensor | None = None, seed: int = 0, show_progress: bool = True,
-                     devices: list | None = None) -> dict:   # shard the classes over these (default `shard_devices(gen)`: its one device)
+                     devices: list | None = None,   # shard the classes over these (default `shard_devices(gen)`: its one device)
+                     classes: range | None = None) -> dict:   # only these classes (a chunk, `statistics_chunks`), their rows in order; None: all
     "Per-class μ, σ, γ (and counts) of the mapped real latents, streamed in batches."
     gl = torch.arange(real.num_classes) if gen_labels is None else gen_labels
+    cls = list(range(real.num_classes) if classes is None else classes)
+    if len(cls) < real.num_classes and one_stream(mc):
+        raise ValueError(f"class_statistics(classes={classes}): mapping {mc.mapping!r} with encode {mc.encode!r} draws one noise stream through "
+                         f"all {real.num_classes} classes in order, so a chunk of them would draw other noise; compute all classes at once")
     g = torch_generator(seed)
     ge = torch_generator(seed + 7919)   # the posterior draws of encode='sample' (a stream of their own: the ddpm noise stays as it was)
     t = mapped_timestep(gen, mc)
     devices = ([] if gen is None or mc.mapping == 'pixel' else shard_devices(gen)) if devices is None else list(devices)
-    if len(devices) > 1 and (mc.mapping == 'ddpm' or mc.encode == 'sample'):   # one stream runs through all classes: not split
+    if len(devices) > 1 and one_stream(mc):   # one stream runs through all classes: not split
         print(f"[ddnb] class statistics: on one device of {len(devices)} (mapping {mc.mapping!r}, encode {mc.encode!r} draw from one stream "
               "across classes; see 07_d3hr, 'Several devices')", flush=True)
     elif len(devices) > 1:
         def chunk(gg, idx):
             o = _class_moments(gg, real, mc, gl, idx.tolist(), None, None, t, False)
             return tuple(torch.stack(o[k]) for k in ('mu', 'sigma', 'skew')) + (torch.tensor(o['count']),)
-        mu, sigma, skew, count = shard_by_class(chunk, torch.arange(real.num_classes), devices, gen, what='class statistics')
+        mu, sigma, skew, count = shard_by_class(lambda gg, idx: chunk(gg, torch.as_tensor(cls)[idx]), torch.as_tensor(cls), devices, gen, what='class statistics')
         return {'mu': mu, 'sigma': sigma, 'skew': skew, 'count': count, 'timestep': t}
-    out = _class_moments(gen, real, mc, gl, range(real.num_classes), g, ge, t, show_progress)
+    out = _class_moments(gen, real, mc, gl, cls, g, ge, t, show_progress)
     return {'mu': torch.stack(out['mu']), 'sigma': torch.stack(out['sigma']), 'skew': torch.stack(out['skew']),
             'count': torch.tensor(out['count']), 'timestep': t}
 
@@ -188,13 +194,32 @@ def load_statistics(path) -> dict:
     if missing: raise ValueError(f"{path}: missing tensors {sorted(missing)}")
     return {**st, **load_json(path.with_suffix('.json'))}
 
+STATISTICS_CHUNKS = 32   # at most this many chunks of classes, each a stage (a unit on the grid's engine): ImageNet-1K's inversion over 32 workers
+
+def one_stream(mc: MappingConfig) -> bool:
+    "Whether the statistics draw one noise stream through all classes in order (DDPM noising, posterior samples): then they are not split."
+    return mc.mapping == 'ddpm' or (mc.mapping == 'inversion' and mc.encode == 'sample')
+
+def statistics_chunks(num_classes: int, mc: MappingConfig) -> list:
+    "The runs of classes whose statistics are stages of their own: fixed by the class count (never by the cluster), one run for `one_stream` mappings."
+    if one_stream(mc): return [range(num_classes)]
+    k = -(-num_classes // min(num_classes, STATISTICS_CHUNKS))
+    return [range(a, min(a + k, num_classes)) for a in range(0, num_classes, k)]
+
+def cached_statistics_chunk(cache_dir, gen: DiTGenerator, generator_key, real: ImageSet, mc: MappingConfig,
+                            gen_labels: torch.Tensor | None, classes: range) -> dict:
+    "`class_statistics` of one chunk of classes as a stage: computed once per (generator, mapping, real data, generator labels, classes) and the d3hr code."
+    gl = torch.arange(real.num_classes) if gen_labels is None else torch.as_tensor(gen_labels)
+    key = {'generator': generator_key, 'mapping': asdict(mc), 'real': real.fingerprint(), 'gen_labels': gl.tolist(), 'classes': [classes.start, classes.stop]}
+    def build(d): save_statistics(class_statistics(gen, real, mc, gen_labels=gl, show_progress=False, classes=classes), d/'stats.safetensors', {'mapping': asdict(mc)})
+    return StageCache(cache_dir).load('d3hr_statistics', key, build, lambda d: load_statistics(d/'stats.safetensors'), verbose=False)
+
 def cached_statistics(cache_dir, gen: DiTGenerator, generator_key, real: ImageSet, mc: MappingConfig,
                       gen_labels: torch.Tensor | None = None) -> dict:
-    "`class_statistics` of `real` as a stage: computed once per (generator, mapping, real data, generator labels) and the d3hr code."
-    gl = torch.arange(real.num_classes) if gen_labels is None else torch.as_tensor(gen_labels)
-    key = {'generator': generator_key, 'mapping': asdict(mc), 'real': real.fingerprint(), 'gen_labels': gl.tolist()}
-    def build(d): save_statistics(class_statistics(gen, real, mc, gen_labels=gl), d/'stats.safetensors', {'mapping': asdict(mc)})
-    return StageCache(cache_dir).load('d3hr_statistics', key, build, lambda d: load_statistics(d/'stats.safetensors'))
+    "`class_statistics` of `real`, assembled from its chunks' stages (`statistics_chunks`; those not yet computed are computed here, in order)."
+    parts = [cached_statistics_chunk(cache_dir, gen, generator_key, real, mc, gen_labels, r)
+             for r in progress(statistics_chunks(real.num_classes, mc), desc='class statistics', unit='chunk')]
+    return {**{k: torch.cat([p[k] for p in parts]) for k in ('mu', 'sigma', 'skew', 'count')}, 'timestep': parts[0]['timestep']}
 
 # %% ../nbs/07_d3hr.ipynb #c013
 @dataclass

@@ -86,8 +86,12 @@ def cell_work(cell: GridCell) -> list | None:
                 items.append({'kind': 'dit', 'id': fid, 'amount': p.get('finetune_epochs', 8) * C * N * 2})   # diffusion + IM/Minimax forward
             per_set = lambda ipc: C * ipc * (p.get('G', 5) if v.get('s3') is not None else 1) * steps * cfg
         else:
+            from ddnb.d3hr import d3hr_mapping, statistics_chunks
             t = min(v.get('mapping', {}).get('to_step', p.get('to_step', 31)), steps)
-            items.append({'kind': 'dit', 'id': fingerprint(world, 'inversion', v.get('mapping'), p.get('to_step'), p.get('mapping_guidance')), 'amount': C * N * t})
+            mc = d3hr_mapping(p.get('preset'), steps, p.get('to_step', 31), p.get('mapping_guidance', 1.0), v.get('mapping', {}))
+            for r in statistics_chunks(C, mc):   # the statistics' stage units: chunks of classes side by side (one for a one-stream mapping)
+                items.append({'kind': 'dit', 'id': fingerprint(world, 'inversion', v.get('mapping'), p.get('to_step'), p.get('mapping_guidance'), p.get('preset'), r.start, r.stop),
+                              'amount': len(r) * N * t})
             per_set = lambda ipc: C * ipc * t
         for ipc in v.get('ipcs', p['ipcs']):
             for seed in seeds:

@@ -882,7 +882,7 @@ TIME_STAGES = ('kernel start', 'setup', 'pretrain / fine-tune', 'distillation', 
 
 def _stage_of(src: str) -> str:
     if 'run_evaluations(' in src or 'evaluate_units(' in src: return 'students'
-    if 'finetuned_generator(' in src or 'pretrained_mini_dit(' in src: return 'pretrain / fine-tune'
+    if any(s in src for s in ('finetuned_generator(', 'finetune_stage', 'pretrained_mini_dit(')): return 'pretrain / fine-tune'
     return 'distillation'
 
 def time_breakdown(profile: str, reports_dir='reports') -> list:

@@ -13,8 +13,9 @@ from .batched import _run_group
 
 # %% auto #0
 __all__ = ['EVAL_CODE', 'set_key', 'model_key', 'evaluation_key', 'train_group', 'evaluate_units', 'set_builder',
-           'world_identity', 'distilled_set_key', 'build_sets', 'distilled_sets', 'baseline_set', 'd3hr_set',
-           'ims3_set']
+           'world_identity', 'distilled_set_key', 'build_sets', 'distilled_sets', 'stage_builder', 'stage_unit_key',
+           'stage_units', 'real_latents_stage', 'd3hr_statistics_chunk', 'd3hr_statistics_asks', 'd3hr_statistics',
+           'finetune_stage', 'dmgd_prototypes_stage', 'baseline_set', 'd3hr_set', 'ims3_set']
 
 # %% ../nbs/13b_units.ipynb #c005
 EVAL_CODE = ('evaluate', 'batched')   # the modules an evaluation runs (their ddnb imports follow)
@@ -95,16 +96,19 @@ def evaluate_units(tasks: list,  # (DistilledSet, Recipe, seed) triples
 # %% ../nbs/13b_units.ipynb #c012
 def set_builder(code: tuple,   # the ddnb modules it runs: their code (and what they import) is part of its sets' keys
                 reads,         # spec → what of the world it reads besides the real data: some of 'generator', 'features', 'teacher'
-                label: str | None = None):  # the spec field that only names the set (its `method`): not in the key, given to the set on reading
+                label: str | None = None,  # the spec field that only names the set (its `method`): not in the key, given to the set on reading
+                stages=None):  # (W, spec) → the stages its sets read, as (`stage_builder`, args) asks: stage units built before the sets
     "Mark `fn(W, spec, ipc, seed) -> DistilledSet` as a set builder; `fn.group(spec, ipc, seed)` (optional) says which sets share work."
     def mark(fn):
-        fn.code, fn.reads, fn.label = tuple(code), reads, label
+        fn.code, fn.reads, fn.label, fn.stages = tuple(code), reads, label, stages or (lambda W, spec: [])
         return fn
     return mark
 
-def world_identity(W, build, spec: dict) -> dict:
+def world_identity(W, build, spec: dict,
+                   reads: tuple | None = None) -> dict:   # instead of `build.reads(spec)`
     "What of world `W` a set from `build` and `spec` reads, for its key: classes, the real data's content, the generator's key, φ's and the teacher's weights — never the device."
-    reads, out = build.reads(spec), {'world': W.cfg.world, 'classes': W.classes, 'real': W.train.fingerprint()}
+    reads = build.reads(spec) if reads is None else reads
+    out = {'world': W.cfg.world, 'classes': W.classes, 'real': W.train.fingerprint()}
     if 'generator' in reads: out |= {'generator': W.generator_key, 'gen_labels': W.gen_labels.tolist()}
     if 'features' in reads: out['features'] = model_key(_features(W, spec.get('features')))
     if 'teacher' in reads: out['teacher'] = model_key(_q_classifier(W, spec))
@@ -137,6 +141,11 @@ def _world_here(world):
     return _WORLDS[k]
 
 def _set_folder(store: UnitStore, key: str) -> Path: return store.folder('set', key)/'set'
+
+def _worker_world(W):
+    "What a unit sends to its worker for `W`: the world's `Config` (the worker builds the world once), on the worker's own GPU(s) when `W` is on CUDA."
+    cuda = W.device.type == 'cuda'   # a worker sees its own GPU(s): 'auto' keeps the world's sharding over them
+    return W.cfg.replace(device=('auto' if W.cfg.device == 'auto' else 'cuda') if cuda else 'cpu'), cuda
 
 def build_sets(world, asks: list,  # (build, spec, ipc, seed) of one group of sets (or one set)
                keys: list, cache_dir) -> list:
@@ -172,6 +181,7 @@ def distilled_sets(W, asks: list,   # (build, spec, ipc, seed) per set: a `set_b
     recs = {k: store.get('set', k) for k in first}
     miss = [first[k] for k, r in recs.items() if r is None]
     if miss:
+        stage_units(W, [a for i in miss for a in asks[i][0].stages(W, asks[i][1])], f'{desc}: stages', engine)   # what the sets read, built first
         by_group = {}
         for i in miss:
             b, spec, ipc, seed = asks[i]
@@ -182,8 +192,7 @@ def distilled_sets(W, asks: list,   # (build, spec, ipc, seed) per set: a `set_b
             from ddnb.core import progress
             done = [build_sets(W, [asks[i] for i in g], [keys[i] for i in g], cache_dir) for g in progress(groups, desc=desc)]
         else:
-            cuda = W.device.type == 'cuda'   # a worker sees its own GPU(s): 'auto' keeps the world's sharding over them
-            cfg = W.cfg.replace(device=('auto' if W.cfg.device == 'auto' else 'cuda') if cuda else 'cpu')
+            cfg, cuda = _worker_world(W)
             calls = [(f"set-group-{fingerprint(sorted(keys[i] for i in g))}", build_sets, (cfg, [asks[i] for i in g], [keys[i] for i in g], cache_dir), cuda)
                      for g in groups]
             done = engine.map(calls, desc=desc)
@@ -202,6 +211,78 @@ def distilled_sets(W, asks: list,   # (build, spec, ipc, seed) per set: a `set_b
         ds = copy.copy(ds); ds.method = spec[build.label]
         return ds
     return [named(sets[k], a[0], a[1]) for k, a in zip(keys, asks)]
+
+# %% ../nbs/13b_units.ipynb #996439c2
+def stage_builder(code: tuple,   # the ddnb modules it runs (their code is part of its units' keys)
+                  reads: tuple = ('generator',),   # what of the world it reads besides the real data (`world_identity`)
+                  before=None):  # args → the stage asks to build first (stages this one reads, e.g. the real latents)
+    "Mark `fn(W, *args) -> dict` as a stage builder: it builds one stage into the stage cache and returns a short JSON-able summary."
+    def mark(fn):
+        fn.code, fn.reads, fn.before = tuple(code), tuple(reads), before or (lambda *args: [])
+        return fn
+    return mark
+
+def stage_unit_key(W, fn, args: tuple) -> str:
+    "Key of a stage unit: the builder, its arguments, what it reads of the world, the code it runs — never the device or a path."
+    return fingerprint('stage', f'{fn.__module__}.{fn.__qualname__}', list(args), world_identity(W, None, {}, reads=fn.reads),
+                       code_version_of(*fn.code), n=24)
+
+def _build_stage(world, fn, args: tuple) -> dict:
+    "Where a stage unit runs (a worker or this process): `fn(W, *args)` in the world there; the stage lands in the shared stage cache."
+    return fn(_world_here(world), *args)
+
+def stage_units(W, asks: list,   # (stage builder, args) pairs; repeats are one unit
+                desc: str = 'stages', engine: Engine | None = None) -> list:
+    """The record of each stage unit, in order: read when stored, else built — on the grid's engine when there is one
+    (spread over its workers; a GPU worker when `W` is on CUDA), else here. The stages they read (`before`) are built first."""
+    from ddnb.engine import Unit, run_units
+    if not asks: return []
+    pre = [b for fn, args in asks for b in fn.before(*args)]
+    if pre: stage_units(W, pre, desc, engine)
+    engine = engine or current_engine()
+    world, cuda = _worker_world(W) if engine is not None else (W, False)
+    units = [Unit('stage', stage_unit_key(W, fn, tuple(args)), _build_stage, (world, fn, tuple(args)), cuda, f'{fn.__name__}{tuple(args)}')
+             for fn, args in asks]
+    return run_units(units, W.cfg.cache_dir, desc, engine)
+
+@stage_builder(code=('generator',))
+def real_latents_stage(W) -> dict:
+    "The codec latents of the real train set, one shard per class (`cached_class_latents`): read by fine-tunes and DMGD's prototypes."
+    from ddnb.generator import cached_class_latents
+    zs = cached_class_latents(W.cfg.cache_dir, W.generator, W.generator_key, W.train)
+    return {'classes': len(zs), 'images': sum(len(z) for z in zs)}
+
+@stage_builder(code=('d3hr',))
+def d3hr_statistics_chunk(W, mapping: dict, classes: list) -> dict:
+    "D3HR's class statistics of the classes `range(*classes)` under `mapping` (`cached_statistics_chunk`)."
+    from ddnb.d3hr import MappingConfig, cached_statistics_chunk
+    st = cached_statistics_chunk(W.cfg.cache_dir, W.generator, W.generator_key, W.train, MappingConfig(**mapping), W.gen_labels, range(*classes))
+    return {'classes': list(classes), 'images': int(st['count'].sum()), 'timestep': int(st['timestep'])}
+
+def d3hr_statistics_asks(W, mapping: dict) -> list:
+    "The chunk stages of D3HR's statistics of `W` under `mapping` (`statistics_chunks`: fixed by the class count)."
+    from ddnb.d3hr import MappingConfig, statistics_chunks
+    return [(d3hr_statistics_chunk, (mapping, [r.start, r.stop])) for r in statistics_chunks(len(W.classes), MappingConfig(**mapping))]
+
+def d3hr_statistics(W, mc, engine: Engine | None = None) -> dict:
+    "D3HR's class statistics of world `W` under mapping `mc`: its chunks are stage units (spread over the engine's workers), then read and joined here."
+    from dataclasses import asdict
+    from ddnb.d3hr import cached_statistics
+    stage_units(W, d3hr_statistics_asks(W, asdict(mc)), 'class statistics', engine)
+    return cached_statistics(W.cfg.cache_dir, W.generator, W.generator_key, W.train, mc, W.gen_labels)
+
+@stage_builder(code=('finetune',), before=lambda fc: [(real_latents_stage, ())])
+def finetune_stage(W, fc: dict) -> dict:
+    "A fine-tuned generator (`finetuned_generator`, seed 0) of `W`'s generator on its real data; the summary is its log (seconds, loss per epoch, …)."
+    from ddnb.finetune import FinetuneConfig, finetuned_generator
+    return finetuned_generator(W.cfg, W.generator, W.generator_key, W.train, FinetuneConfig(**fc), gen_labels=W.gen_labels, show_progress=False)[1]
+
+@stage_builder(code=('dmgd',), before=lambda K, mode: [(real_latents_stage, ())])
+def dmgd_prototypes_stage(W, K: int, mode: str) -> dict:
+    "DMGD's class prototypes of the real latents (`cached_prototypes`)."
+    from ddnb.dmgd import cached_prototypes
+    p = cached_prototypes(W.cfg.cache_dir, W.generator, W.generator_key, W.train, K, mode)
+    return {'classes': len(p.points), 'prototypes': [len(x) for x in p.points]}
 
 # %% ../nbs/13b_units.ipynb #c013
 def _features(W, name):
@@ -231,7 +312,7 @@ def baseline_set(W, spec: dict, ipc: int, seed: int):
     return dit_baseline(W.generator, train.classes, ipc, seed, spec['guidance_scale'], spec['num_steps'], gen_labels=W.gen_labels,
                         source=train.fingerprint(), sampler=spec['sampler'], sampler_opts=spec['sampler_opts'])
 
-@set_builder(code=('d3hr',), reads=lambda spec: ('generator',), label='method')
+@set_builder(code=('d3hr',), reads=lambda spec: ('generator',), label='method', stages=lambda W, spec: d3hr_statistics_asks(W, spec['mapping']))
 def d3hr_set(W, spec: dict, ipc: int, seed: int):
     "A D3HR set (`07_d3hr`): spec {'method': its name, 'mapping': MappingConfig fields, 'group': GroupConfig fields}; the class statistics are a stage."
     from ddnb.d3hr import MappingConfig, GroupConfig, cached_statistics, d3hr_distill
@@ -247,7 +328,16 @@ def _ims3_group(spec: dict, ipc: int, seed: int):
     if spec.get('s3') is None: return None
     return [spec.get('finetune'), spec['sampler'], spec['sampler_opts'], spec.get('q_recipe'), spec['guidance_scale'], spec['num_steps'], spec['s3'].get('G'), ipc, seed]
 
-@set_builder(code=('baselines', 's3', 'finetune', 'samplers', 'dmgd', 'igds'), reads=_ims3_reads, label='method')
+def _ims3_stages(W, spec: dict) -> list:
+    "The stages an IMS3-family set reads: its fine-tune, DMGD's prototypes."
+    out = [(finetune_stage, (spec['finetune'],))] if spec.get('finetune') is not None else []
+    if spec['sampler'] == 'dmgd':
+        from ddnb.dmgd import dmgd_config
+        dc = dmgd_config(**spec['sampler_opts'])
+        if dc.distribution and dc.s != 0: out.append((dmgd_prototypes_stage, (dc.K, dc.prototypes)))
+    return out
+
+@set_builder(code=('baselines', 's3', 'finetune', 'samplers', 'dmgd', 'igds'), reads=_ims3_reads, label='method', stages=_ims3_stages)
 def ims3_set(W, spec: dict, ipc: int, seed: int):
     """An IMS3-family set (`08_s3`, `06_finetune`, `03b_samplers`): spec {'method', 'finetune': FinetuneConfig fields or None,
     'sampler', 'sampler_opts', 'guidance_scale', 'num_steps', 's3': s3_distill options or None, 'features': φ's name, 'q_recipe'}."""

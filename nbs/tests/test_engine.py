@@ -145,7 +145,7 @@ def test_student_killed_mid_training_resumes_to_equal_weights(tmp_path):
     assert ref.keys() == res.keys() and all(torch.equal(ref[k], res[k]) for k in ref)
 
 
-from ddnb.units import set_builder, baseline_set
+from ddnb.units import set_builder, baseline_set, stage_builder, d3hr_set, d3hr_statistics_chunk, d3hr_statistics_asks
 
 SMOKE_WORLD = dict(profile='smoke', pretrain_steps=40, pretrain_num_layers=1, pretrain_hidden_size=32, pretrain_num_attention_heads=2, num_steps=4)
 
@@ -181,3 +181,42 @@ def test_set_shared_by_two_cells_is_built_once_on_the_workers(tmp_path):
     here = distilled_sets(World.from_params(cache_dir=str(tmp_path/'in-process'), **SMOKE_WORLD), [shared, own])   # no engine: this process
     assert [ds.unit['worker'] for ds in here] == ['in-process'] * 2 and len(Path(log).read_text().splitlines()) == 4
     assert [(ds.unit['key'], set_key(ds)) for ds in here] == [(ds.unit['key'], set_key(ds)) for ds in (b, out['b'][1])]
+
+
+@stage_builder(code=d3hr_statistics_chunk.code)
+def _noted_chunk(W, mapping, classes, log):
+    "`d3hr_statistics_chunk`, noting each build (process id, classes)."
+    with open(log, 'a') as f: f.write(f"{os.getpid()} {classes}\n")
+    time.sleep(0.5)   # long enough that the second cell asks while the first cell's chunks run
+    return d3hr_statistics_chunk(W, mapping, classes)
+
+@set_builder(code=d3hr_set.code, reads=d3hr_set.reads, label='method',
+             stages=lambda W, spec: [(_noted_chunk, (*a, spec['log'])) for _, a in d3hr_statistics_asks(W, spec['mapping'])])
+def _noted_d3hr(W, spec, ipc, seed): return d3hr_set(W, {k: v for k, v in spec.items() if k != 'log'}, ipc, seed)
+
+
+@pytest.mark.xdist_group('b')
+def test_stage_units_shared_by_two_cells_run_once_on_the_workers(tmp_path):
+    "Two cells ask a 2-worker engine for D3HR sets of one mapping at once: each chunk of its class statistics is one unit, built once, on a worker; the sets equal an in-process build."
+    from dataclasses import asdict
+    from ddnb.world import World
+    from ddnb.d3hr import MappingConfig, GroupConfig, statistics_chunks
+    from ddnb.units import distilled_sets, set_key
+    W = World.from_params(cache_dir=str(tmp_path/'cache'), **SMOKE_WORLD)
+    mc, log = MappingConfig(num_steps=4, to_step=2), str(tmp_path/'chunks.txt')
+    spec = {'method': 'D3HR', 'mapping': asdict(mc), 'group': asdict(GroupConfig(m=20)), 'log': log}
+    out = {}
+    with Engine.start(jobs=2) as eng:
+        def cell(name, ipc): out[name] = distilled_sets(W, [(_noted_d3hr, spec, ipc, 0)], engine=eng)[0]
+        ts = [threading.Thread(target=cell, args=('a', 1)), threading.Thread(target=cell, args=('b', 2))]
+        for t in ts: t.start()
+        for t in ts: t.join()
+        workers = set(eng.workers())
+    n, builds = len(statistics_chunks(len(W.classes), mc)), Path(log).read_text().splitlines()
+    assert n == len(W.classes) and sorted(b.split(' ', 1)[1] for b in builds) == sorted(f'[{c}, {c + 1}]' for c in range(n)), builds   # each chunk once
+    assert len({b.split()[0] for b in builds}) == 2, builds                                     # side by side: both workers built chunks
+    recs = [json.loads(p.read_text()) for p in (UnitStore(tmp_path/'cache').root/'stage').glob('*/*.json')]
+    assert len(recs) == n and {r['worker'] for r in recs} <= workers
+    assert len(list((tmp_path/'cache'/'d3hr_statistics').glob('*/_stage.json'))) == n
+    here = distilled_sets(World.from_params(cache_dir=str(tmp_path/'in-process'), **SMOKE_WORLD), [(d3hr_set, {k: v for k, v in spec.items() if k != 'log'}, i, 0) for i in (1, 2)])
+    assert [set_key(ds) for ds in here] == [set_key(out['a']), set_key(out['b'])]                # bit-equal to building it all in this process
