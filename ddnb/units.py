@@ -14,8 +14,8 @@ from .batched import _run_group
 # %% auto #0
 __all__ = ['EVAL_CODE', 'set_key', 'model_key', 'evaluation_key', 'train_group', 'evaluate_units', 'set_builder',
            'world_identity', 'distilled_set_key', 'build_sets', 'distilled_sets', 'stage_builder', 'stage_unit_key',
-           'stage_units', 'real_latents_stage', 'd3hr_statistics_chunk', 'd3hr_statistics_asks', 'd3hr_statistics',
-           'finetune_stage', 'dmgd_prototypes_stage', 'baseline_set', 'd3hr_set', 'ims3_set']
+           'stage_units', 'real_latents_stage', 'real_features_stage', 'd3hr_statistics_chunk', 'd3hr_statistics_asks',
+           'd3hr_statistics', 'finetune_stage', 'dmgd_prototypes_stage', 'baseline_set', 'd3hr_set', 'ims3_set']
 
 # %% ../nbs/13b_units.ipynb #c005
 EVAL_CODE = ('evaluate', 'batched')   # the modules an evaluation runs (their ddnb imports follow)
@@ -215,16 +215,17 @@ def distilled_sets(W, asks: list,   # (build, spec, ipc, seed) per set: a `set_b
 # %% ../nbs/13b_units.ipynb #996439c2
 def stage_builder(code: tuple,   # the ddnb modules it runs (their code is part of its units' keys)
                   reads: tuple = ('generator',),   # what of the world it reads besides the real data (`world_identity`)
-                  before=None):  # args → the stage asks to build first (stages this one reads, e.g. the real latents)
+                  before=None,   # args → the stage asks to build first (stages this one reads, e.g. the real latents)
+                  spec=None):    # args → the spec `world_identity` reads them from (e.g. {'features': φ's name})
     "Mark `fn(W, *args) -> dict` as a stage builder: it builds one stage into the stage cache and returns a short JSON-able summary."
     def mark(fn):
-        fn.code, fn.reads, fn.before = tuple(code), tuple(reads), before or (lambda *args: [])
+        fn.code, fn.reads, fn.before, fn.spec = tuple(code), tuple(reads), before or (lambda *args: []), spec or (lambda *args: {})
         return fn
     return mark
 
 def stage_unit_key(W, fn, args: tuple) -> str:
     "Key of a stage unit: the builder, its arguments, what it reads of the world, the code it runs — never the device or a path."
-    return fingerprint('stage', f'{fn.__module__}.{fn.__qualname__}', list(args), world_identity(W, None, {}, reads=fn.reads),
+    return fingerprint('stage', f'{fn.__module__}.{fn.__qualname__}', list(args), world_identity(W, None, fn.spec(*args), reads=fn.reads),
                        code_version_of(*fn.code), n=24)
 
 def _build_stage(world, fn, args: tuple) -> dict:
@@ -251,6 +252,12 @@ def real_latents_stage(W) -> dict:
     from ddnb.generator import cached_class_latents
     zs = cached_class_latents(W.cfg.cache_dir, W.generator, W.generator_key, W.train)
     return {'classes': len(zs), 'images': sum(len(z) for z in zs)}
+
+@stage_builder(code=('world', 'features'), reads=('features',), spec=lambda name: {'features': name})
+def real_features_stage(W, name: str | None) -> dict:
+    "φ(`name`)'s features of every real training image (`World.real_features`; ImageNet-1K: 1.28 M images through φ), read by Herding, K-Center and S³."
+    f = W.real_features(name)
+    return {'images': len(f), 'dim': int(f.shape[1])}
 
 @stage_builder(code=('d3hr',))
 def d3hr_statistics_chunk(W, mapping: dict, classes: list) -> dict:
@@ -300,7 +307,7 @@ def _baseline_reads(spec: dict) -> tuple:
     if spec.get('method') not in _BASELINE_READS: raise ValueError(f"method={spec.get('method')!r}: expected one of {list(_BASELINE_READS)} (Full is the real set itself)")
     return _BASELINE_READS[spec['method']]
 
-@set_builder(code=('baselines',), reads=_baseline_reads)
+@set_builder(code=('baselines',), reads=_baseline_reads, stages=lambda W, spec: [(real_features_stage, (None,))] if 'features' in _baseline_reads(spec) else [])
 def baseline_set(W, spec: dict, ipc: int, seed: int):
     "A baseline's set (`10_baselines`): spec {'method': Random | Herding | K-Center | DiT | DiT+CFG, and for DiT: guidance_scale, num_steps, sampler, sampler_opts}."
     from ddnb.baselines import random_baseline, herding_baseline, k_center_baseline, dit_baseline
@@ -329,8 +336,9 @@ def _ims3_group(spec: dict, ipc: int, seed: int):
     return [spec.get('finetune'), spec['sampler'], spec['sampler_opts'], spec.get('q_recipe'), spec['guidance_scale'], spec['num_steps'], spec['s3'].get('G'), ipc, seed]
 
 def _ims3_stages(W, spec: dict) -> list:
-    "The stages an IMS3-family set reads: its fine-tune, DMGD's prototypes."
+    "The stages an IMS3-family set reads: its fine-tune, φ's real features (S³), DMGD's prototypes."
     out = [(finetune_stage, (spec['finetune'],))] if spec.get('finetune') is not None else []
+    if spec.get('s3') is not None: out.append((real_features_stage, (spec.get('features'),)))   # S³'s real centroids
     if spec['sampler'] == 'dmgd':
         from ddnb.dmgd import dmgd_config
         dc = dmgd_config(**spec['sampler_opts'])
