@@ -429,7 +429,8 @@ class StageCache:
             key,  # anything `fingerprint` accepts: config sections, input fingerprints
             build: Callable[[Path], Any],  # writes the stage's files into the folder it is given
             verbose: bool = True,
-            rebuild: str | None = None) -> Path:  # why a finished stage must be rebuilt (see `load`)
+            rebuild: str | None = None,  # why a finished stage must be rebuilt (see `load`)
+            resumable: bool = False) -> Path:  # `build(folder, checkpoints)`: a folder beside the stage that outlives a killed build, removed once it is done
         "Return the stage folder, building it first unless a finished, verified one exists. One process builds a stage at a time."
         if (code := build_code(build)) is not None: key = {'stage': key, 'code': code}   # edited code behind a stage: a new stage
         final = self.path(name, key)
@@ -446,12 +447,15 @@ class StageCache:
             check_free_space(final.parent, f'stage {name}')
             tmp = make_temp_dir(final.parent, f'.{final.name}.tmp-')
             try:
-                t0 = time.time(); build(tmp)
+                t0 = time.time()
+                ckpt = final.parent/f'.{final.name}.checkpoints'   # not a temp name: `clean_leftovers` keeps it for the next build to resume from
+                build(tmp, ckpt) if resumable else build(tmp)
                 for p in tmp.rglob('*'): share_mode(p, p.is_dir())   # libraries write some files 0600 (e.g. safetensors)
                 save_json({'stage': name, 'key': _canonical(key), 'seconds': round(time.time() - t0, 3),
                            'finished': time.strftime('%Y-%m-%dT%H:%M:%S'), 'finished_epoch': time.time(), 'files': _files_of(tmp)},
                           tmp/'_stage.json')
                 replace_dir(tmp, final)
+                if resumable: shutil.rmtree(ckpt, ignore_errors=True)   # the stage is in place: its checkpoints have served
             except BaseException as e:
                 full = disk_full_error(e, final, f": stage {name} could not be written; free some space or move the cache (DDNB_CACHE, --cache-dir)")
                 if full is not None: _release_frames(e)   # measured above while the disk was still full; now close the writer's open file
@@ -474,13 +478,13 @@ class StageCache:
 
     def load(self, name: str, key, build: Callable[[Path], Any],
              load: Callable[[Path], Any],  # reads the stage folder into what the caller needs
-             verbose: bool = True):
+             verbose: bool = True, resumable: bool = False):
         "`load(run(...))`; a cached stage that verifies but fails to load is reported with its path and rebuilt once."
-        d = self.run(name, key, build, verbose)
+        d = self.run(name, key, build, verbose, resumable=resumable)
         try: return load(d)
         except Exception as e:
             why = f"loading failed: {type(e).__name__}: {str(e)[:300]}"
-        return load(self.run(name, key, build, verbose, rebuild=why))
+        return load(self.run(name, key, build, verbose, rebuild=why, resumable=resumable))
 
 # %% ../nbs/00_core.ipynb #c019
 def progress(iterable=None, **kwargs):

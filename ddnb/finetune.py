@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 import torch.nn.functional as F
-from .core import Config, StageCache, check_fields, count_parameters, seed_everything, torch_generator, progress, save_json, load_json
+from .core import Config, StageCache, check_fields, count_parameters, fingerprint, seed_everything, torch_generator, progress, save_json, load_json
 from .data import ImageSet
 from .generator import DiTGenerator, encode_classes, cached_class_latents, index_order
 from .ddim import invert_to, ddim_timesteps, inverted_timestep, ddim_step, alpha_bar
@@ -19,10 +19,11 @@ from .pretrain import forward_noise, drop_labels
 from .samplers import shard_devices, _device
 
 # %% auto #0
-__all__ = ['LABEL_TABLE', 'TIMESTEP_MLP', 'FINETUNE_PRESETS', 'apply_difffit', 'block_copies', 'label_tables', 'is_tied',
-           'tie_blocks', 'tie_label_tables', 'tie_timestep_mlps', 'save_adapter', 'load_adapter', 'matching_distance',
-           'inversion_matching', 'posterior_mean', 'ddim_inversion_step', 'inversion_matching_code', 'MinimaxMemory',
-           'minimax_terms', 'vb_term', 'FinetuneConfig', 'finetune_preset', 'finetune', 'finetuned_generator']
+__all__ = ['LABEL_TABLE', 'TIMESTEP_MLP', 'FINETUNE_PRESETS', 'FINETUNE_CHECKPOINT_FILE', 'apply_difffit', 'block_copies',
+           'label_tables', 'is_tied', 'tie_blocks', 'tie_label_tables', 'tie_timestep_mlps', 'save_adapter',
+           'load_adapter', 'matching_distance', 'inversion_matching', 'posterior_mean', 'ddim_inversion_step',
+           'inversion_matching_code', 'MinimaxMemory', 'minimax_terms', 'vb_term', 'FinetuneConfig', 'finetune_preset',
+           'finetune', 'finetuned_generator']
 
 # %% ../nbs/06_finetune.ipynb #c006
 def _gamma_blocks(n: int, which) -> list:
@@ -317,9 +318,14 @@ class _Ranks:
 
 
 # %% ../nbs/06_finetune.ipynb #c013dt
+FINETUNE_CHECKPOINT_FILE = 'finetune.pt'   # the fine-tune's state in a checkpoint folder
+
 def _tune(gen: DiTGenerator, z_all: torch.Tensor, y_all: torch.Tensor, gl: torch.Tensor, fc: FinetuneConfig, seed: int,
-          ranks: _Ranks = _Ranks(), show_progress: bool = True) -> tuple[DiTGenerator, list]:
+          ranks: _Ranks = _Ranks(), show_progress: bool = True,
+          checkpoint: str | Path | None = None,   # a folder: the state is saved there (by the first process) and the loop resumes from it
+          checkpoint_every: float = 600.0) -> tuple[DiTGenerator, list]:   # seconds between saves (at the end of an epoch once due; never after the last)
     "The fine-tune loop, tuning `gen` in place on this process's rows of every batch (all of them in one process)."
+    from ddnb.evaluate import _load_checkpoint, _save_checkpoint, _rng_states, _set_rng_states
     seed_everything(seed); g = torch_generator(seed)
     tied = tie_label_tables(gen.transformer, fc.tie_labels)
     tied_t = tie_timestep_mlps(gen.transformer, fc.tie_timesteps)
@@ -331,8 +337,19 @@ def _tune(gen: DiTGenerator, z_all: torch.Tensor, y_all: torch.Tensor, gl: torch
     T, ts = gen.scheduler.config.num_train_timesteps, ddim_timesteps(gen, fc.im_num_steps).flip(0)
     paper_im, code_im = fc.loss == 'im' and fc.im_form == 'paper', fc.loss == 'im' and fc.im_form == 'code'
     memory, log = MinimaxMemory(fc.memory), []
+    start, fp = 0, fingerprint(asdict(fc), seed, len(z_all), gl.tolist()) if checkpoint is not None else None
+    if (state := _load_checkpoint(checkpoint, FINETUNE_CHECKPOINT_FILE, fp)) is not None:   # every process resumes from the one state
+        with torch.no_grad():
+            for p, v in zip(params, state['params']): p.copy_(v)
+            for e, v in zip(ema or [], state['ema']): e.copy_(v)
+        opt.load_state_dict(state['opt'])
+        memory.real, memory.pseudo = ({int(c): v.to(dev) for c, v in state['memory'][k].items()} for k in ('real', 'pseudo'))
+        g.set_state(state['g']); _set_rng_states(state['rng'], dev)
+        start, log = state['epoch'], [tuple(r) for r in state['log']]
+        if ranks.rank == 0: print(f"[ddnb] fine-tune ({fc.loss}): resumed at epoch {start} of {fc.epochs} from {Path(checkpoint)/FINETUNE_CHECKPOINT_FILE}", flush=True)
+    saved = time.monotonic()
     gen.train()
-    for ep in progress(range(fc.epochs), desc=f'fine-tune ({fc.loss}, {fc.im_form if fc.loss == "im" else "-"})', disable=not show_progress or ranks.rank > 0):
+    for ep in progress(range(start, fc.epochs), initial=start, total=fc.epochs, desc=f'fine-tune ({fc.loss}, {fc.im_form if fc.loss == "im" else "-"})', disable=not show_progress or ranks.rank > 0):
         tot = 0.0
         for idx in torch.randperm(len(z_all), generator=g).split(fc.batch_size):
             n, yg_all = len(idx), gl[y_all[idx]]                                   # the whole batch's draws, in every process
@@ -374,13 +391,19 @@ def _tune(gen: DiTGenerator, z_all: torch.Tensor, y_all: torch.Tensor, gl: torch
                     for e, p in zip(ema, params): e.lerp_(p, 1 - fc.ema_decay)
             tot += ranks.batch_loss(loss, whole) * n
         log.append((ep + 1, tot / len(z_all)))
+        if checkpoint is not None and ranks.rank == 0 and ep < fc.epochs - 1 and time.monotonic() - saved >= checkpoint_every:
+            _save_checkpoint(checkpoint, FINETUNE_CHECKPOINT_FILE, {
+                'fingerprint': fp, 'epoch': ep + 1, 'params': [p.detach().cpu() for p in params], 'ema': [e.cpu() for e in ema or []],
+                'opt': opt.state_dict(), 'memory': {k: {c: v.cpu() for c, v in getattr(memory, k).items()} for k in ('real', 'pseudo')},
+                'g': g.get_state(), 'rng': _rng_states(dev), 'log': [list(r) for r in log]})
+            saved = time.monotonic()
     if ema is not None:
         with torch.no_grad():
             for e, p in zip(ema, params): p.copy_(e)
     gen.finetune_info = {'tied_labels': tied, 'tied_timesteps': tied_t, 'ema_decay': fc.ema_decay, 'gen_labels': gl.tolist()}
     return gen.eval(), log
 
-def _tune_rank(rank: int, devices: list, folder: Path, fc: dict, seed: int, show_progress: bool, threads: int):
+def _tune_rank(rank: int, devices: list, folder: Path, fc: dict, seed: int, show_progress: bool, threads: int, checkpoint=None, checkpoint_every: float = 600.0):
     "One process of a data-parallel fine-tune (started by `_data_parallel`): joins the group, tunes; rank 0 writes the adapter and the log."
     dev = devices[rank]
     if dev.type == 'cuda': torch.cuda.set_device(dev)
@@ -389,7 +412,7 @@ def _tune_rank(rank: int, devices: list, folder: Path, fc: dict, seed: int, show
     try:
         d = torch.load(folder/'inputs.pt', map_location='cpu', weights_only=False)
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = d['tf32']   # as the parent set them (`World` on a GPU)
-        gen, log = _tune(d['gen'].to(dev), d['z'], d['y'], d['gl'], FinetuneConfig(**fc), seed, _Ranks(rank, len(devices)), show_progress)
+        gen, log = _tune(d['gen'].to(dev), d['z'], d['y'], d['gl'], FinetuneConfig(**fc), seed, _Ranks(rank, len(devices)), show_progress, checkpoint, checkpoint_every)
         if rank == 0:
             save_adapter(gen.transformer, folder/'adapter.safetensors')
             save_json({'log': log, 'info': gen.finetune_info}, folder/'log.json')
@@ -405,7 +428,7 @@ def _children_allowed():
         if daemon is not None: cfg['daemon'] = daemon
 
 def _data_parallel(gen: DiTGenerator, z_all: torch.Tensor, y_all: torch.Tensor, gl: torch.Tensor, fc: FinetuneConfig, seed: int,
-                   devices: list, show_progress: bool) -> tuple[DiTGenerator, list]:
+                   devices: list, show_progress: bool, checkpoint=None, checkpoint_every: float = 600.0) -> tuple[DiTGenerator, list]:
     "`_tune` in one spawned process per device (gloo on CPUs, NCCL on GPUs); rank 0's adapter, applied to a copy of `gen`, and its log."
     kinds = {d.type for d in devices}
     if len(kinds) > 1 or not kinds <= {'cpu', 'cuda'}:
@@ -416,7 +439,7 @@ def _data_parallel(gen: DiTGenerator, z_all: torch.Tensor, y_all: torch.Tensor, 
         torch.save({'gen': gen, 'z': z_all.cpu(), 'y': y_all.cpu(), 'gl': gl.cpu(),
                     'tf32': (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)}, folder/'inputs.pt')
         with _children_allowed():
-            torch.multiprocessing.start_processes(_tune_rank, args=(devices, folder, asdict(fc), seed, show_progress, max(1, torch.get_num_threads() // len(devices))), nprocs=len(devices), start_method='spawn')
+            torch.multiprocessing.start_processes(_tune_rank, args=(devices, folder, asdict(fc), seed, show_progress, max(1, torch.get_num_threads() // len(devices)), checkpoint, checkpoint_every), nprocs=len(devices), start_method='spawn')
         tuned = copy.deepcopy(gen)
         load_adapter(tuned.transformer, folder/'adapter.safetensors')
         out = load_json(folder/'log.json')
@@ -428,7 +451,8 @@ def finetune(gen: DiTGenerator, real: ImageSet, fc: FinetuneConfig = FinetuneCon
              gen_labels: torch.Tensor | None = None,  # the generator's label of each real class (ImageNet indices of a subset); default 0..C−1
              latents: torch.Tensor | None = None,  # codec latents of `real` in its order (`cached_class_latents` + `index_order`); default: encoded here
              devices: list | None = None,  # data parallel, one process each (['cuda:0', 'cuda:1']); default `shard_devices(gen)`: the world's GPU group, else gen's device
-             ) -> tuple[DiTGenerator, list]:
+             checkpoint: str | Path | None = None,  # a folder: the state is saved there every `checkpoint_every` s and a re-run resumes from it
+             checkpoint_every: float = 600.0) -> tuple[DiTGenerator, list]:
     "Difffit fine-tuning of a copy of `gen` on `real` in the generator's label space, data-parallel over `devices`; returns the tuned generator and its loss log."
     gl = torch.arange(real.num_classes) if gen_labels is None else torch.as_tensor(gen_labels)
     if len(gl) != real.num_classes or int(gl.max()) >= gen.num_classes or int(gl.min()) < 0:
@@ -438,8 +462,9 @@ def finetune(gen: DiTGenerator, real: ImageSet, fc: FinetuneConfig = FinetuneCon
     if len(z_all) != len(real): raise ValueError(f"latents: {len(z_all)} rows for {len(real)} real images")
     devices = shard_devices(gen) if devices is None else [_device(d) for d in devices]
     if not devices: raise ValueError("devices=[]: name at least one device")
-    tuned, log = (_tune(copy.deepcopy(gen).to(devices[0]), z_all, real.y, gl, fc, seed, show_progress=show_progress) if len(devices) == 1
-                  else _data_parallel(gen, z_all, real.y, gl, fc, seed, devices, show_progress))
+    tuned, log = (_tune(copy.deepcopy(gen).to(devices[0]), z_all, real.y, gl, fc, seed, show_progress=show_progress, checkpoint=checkpoint,
+                        checkpoint_every=checkpoint_every) if len(devices) == 1
+                  else _data_parallel(gen, z_all, real.y, gl, fc, seed, devices, show_progress, checkpoint, checkpoint_every))
     tuned.finetune_info['devices'] = [str(d) for d in devices]
     return tuned, log
 
@@ -451,17 +476,17 @@ def finetuned_generator(cfg: Config, gen: DiTGenerator, gen_key, real: ImageSet,
                         ) -> tuple[DiTGenerator, dict]:
     "A Difffit-tuned copy of `gen` (cached adapter) and its log: seconds, loss per epoch, label tables / timestep MLPs tied, EMA, generator labels, devices."
     gl = torch.arange(real.num_classes) if gen_labels is None else torch.as_tensor(gen_labels)
-    def build(d: Path):
-        t0 = time.time()
+    def build(d: Path, checkpoints: Path):   # checkpoints: kept beside the stage until it is done, so a killed fine-tune resumes (a Slurm time limit)
+        t0, resumed = time.time(), (checkpoints/FINETUNE_CHECKPOINT_FILE).is_file()
         z = index_order(cached_class_latents(cfg.cache_dir, gen, gen_key, real), real.y)   # shared with other fine-tunes of this set
-        tuned, log = finetune(gen, real, fc, seed, show_progress, gl, z, devices)
+        tuned, log = finetune(gen, real, fc, seed, show_progress, gl, z, devices, checkpoint=checkpoints)
         save_adapter(tuned.transformer, d/'adapter.safetensors')
-        save_json({'seconds': time.time() - t0, 'loss_log': log, 'finetune': asdict(fc), **tuned.finetune_info}, d/'finetune_log.json')
+        save_json({'seconds': time.time() - t0, 'resumed': resumed, 'loss_log': log, 'finetune': asdict(fc), **tuned.finetune_info}, d/'finetune_log.json')
     def load(d):
         tuned = copy.deepcopy(gen)
         load_adapter(tuned.transformer, d/'adapter.safetensors')
         return tuned.eval(), load_json(d/'finetune_log.json')
     key = {'generator': gen_key, 'real': real.fingerprint(), 'finetune': fc.to_key(), 'seed': seed, 'gen_labels': gl.tolist(),
            'difffit': 'per-channel γ on qkv, proj, attention and MLP branches'}
-    return StageCache(Path(cfg.cache_dir)).load('finetune', key, build, load)
+    return StageCache(Path(cfg.cache_dir)).load('finetune', key, build, load, resumable=True)
 

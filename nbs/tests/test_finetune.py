@@ -44,3 +44,37 @@ def test_one_process_is_the_loop_before_data_parallel():
         assert log_now == log_before, kw
         w_before, w_now = _weights(before), _weights(now)
         assert w_now.keys() == w_before.keys() and all(torch.equal(w_now[n], w_before[n]) for n in w_now), kw
+
+
+_TUNE = """
+import torch
+from ddnb.core import PretrainConfig, seed_everything
+from ddnb.data import load_digits_split
+from ddnb.generator import mini_dit
+from ddnb.finetune import FinetuneConfig, finetune
+seed_everything(0)
+dit = mini_dit(PretrainConfig(num_layers=2, hidden_size=32, num_attention_heads=2)).eval()
+fc = FinetuneConfig(loss='minimax', epochs=300, batch_size=8, ema_decay=0.9)   # long enough that the kill lands mid-training on any CPU
+tuned, log = finetune(dit, load_digits_split('train').subset(range(41)), fc, show_progress=False, checkpoint={ck!r}, checkpoint_every=0.0)
+torch.save({{'weights': {{n: p.detach() for n, p in tuned.transformer.named_parameters()}}, 'log': log}}, {out!r})
+"""
+
+
+@pytest.mark.xdist_group('b')
+def test_finetune_killed_mid_training_resumes_to_equal_weights(tmp_path):
+    "kill -9 a fine-tune after its first checkpoints; the re-run resumes from the last one and ends with the uninterrupted run's weights and loss log."
+    import os, time
+    run = lambda ck, out: subprocess.Popen([sys.executable, '-c', _TUNE.format(ck=str(ck), out=str(out))], env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert run(tmp_path/'ck-ref', tmp_path/'ref.pt').wait() == 0
+    p, ck = run(tmp_path/'ck', tmp_path/'resumed.pt'), tmp_path/'ck'/ft.FINETUNE_CHECKPOINT_FILE
+    t0 = time.time()
+    while not ck.exists() and time.time() - t0 < 300: time.sleep(0.05)
+    time.sleep(0.5)
+    p.kill(); p.wait()
+    assert not (tmp_path/'resumed.pt').exists(), 'the fine-tune finished before it was killed'
+    saved = torch.load(ck, weights_only=True)['epoch']
+    assert 0 < saved < 300
+    assert run(tmp_path/'ck', tmp_path/'resumed.pt').wait() == 0
+    ref, res = torch.load(tmp_path/'ref.pt', weights_only=True), torch.load(tmp_path/'resumed.pt', weights_only=True)
+    assert ref['weights'].keys() == res['weights'].keys() and all(torch.equal(ref['weights'][k], res['weights'][k]) for k in ref['weights'])
+    assert ref['log'] == res['log']
