@@ -219,7 +219,8 @@ def format_plan(rows: list, profile: str, out: Path, cache_dir, jobs: int = 1,
         lines.append(f"[ddnb] de-duplicated (a stage, distilled set or evaluation two cells share is one unit): {len(d['units'])} units of "
                      f"{d['units_before']} requested; DiT forwards {d['dit_after']:.3g} of {d['dit_before']:.3g} ({rep(d['dit_before'], d['dit_after'])}), "
                      f"student image-epochs {d['img_after']:.3g} of {d['img_before']:.3g} ({rep(d['img_before'], d['img_after'])}); "
-                     f"already in the store: {UnitStore(cache_dir).count('set')} set units, {UnitStore(cache_dir).count('evaluation')} evaluation units")
+                     f"already in the store: {UnitStore(cache_dir).count('stage')} stage units, {UnitStore(cache_dir).count('set')} set units, "
+                     f"{UnitStore(cache_dir).count('evaluation')} evaluation units")
         if tiny or profile_params(profile).get('world') == 'mini':
             lines.append("[ddnb] this world runs on a CPU in minutes to hours (the reference run's times below): no GPU-hours estimate")
         else:
