@@ -19,9 +19,9 @@ from .samplers import register_sampler, shard_by_class, shard_devices
 # %% auto #0
 __all__ = ['STATISTICS_CHUNKS', 'OFFICIAL', 'D3HR_PRESETS', 'SEED_PROTOCOLS', 'Moments', 'official_timesteps', 'official_steps',
            'official_invert', 'official_sample', 'encode_latents', 'mapped_timestep', 'map_latents', 'sample_back',
-           'MappingConfig', 'class_statistics', 'save_statistics', 'load_statistics', 'one_stream', 'statistics_chunks',
-           'cached_statistics_chunk', 'cached_statistics', 'GroupConfig', 'official_m', 'skewness_batch',
-           'group_scores', 'group_sample', 'd3hr_distill', 'd3hr_preset', 'd3hr_mapping', 'seed_plan',
+           'MappingConfig', 'class_statistics', 'posterior_stream', 'save_statistics', 'load_statistics', 'one_stream',
+           'statistics_chunks', 'cached_statistics_chunk', 'cached_statistics', 'GroupConfig', 'official_m',
+           'skewness_batch', 'group_scores', 'group_sample', 'd3hr_distill', 'd3hr_preset', 'd3hr_mapping', 'seed_plan',
            'bench_group_sampling']
 
 # %% ../nbs/07_d3hr.ipynb #c006
@@ -137,8 +137,7 @@ def class_statistics(gen: DiTGenerator, real: ImageSet, mc: MappingConfig = Mapp
     if len(cls) < real.num_classes and one_stream(mc):
         raise ValueError(f"class_statistics(classes={classes}): mapping {mc.mapping!r} with encode {mc.encode!r} draws one noise stream through "
                          f"all {real.num_classes} classes in order, so a chunk of them would draw other noise; compute all classes at once")
-    g = torch_generator(seed)
-    ge = torch_generator(seed + 7919)   # the posterior draws of encode='sample' (a stream of their own: the ddpm noise stays as it was)
+    g = torch_generator(seed)   # the ddpm mapping's noise: one stream through the classes in order
     t = mapped_timestep(gen, mc)
     devices = ([] if gen is None or mc.mapping == 'pixel' else shard_devices(gen)) if devices is None else list(devices)
     if len(devices) > 1 and one_stream(mc):   # one stream runs through all classes: not split
@@ -146,19 +145,23 @@ def class_statistics(gen: DiTGenerator, real: ImageSet, mc: MappingConfig = Mapp
               "across classes; see 07_d3hr, 'Several devices')", flush=True)
     elif len(devices) > 1:
         def chunk(gg, idx):
-            o = _class_moments(gg, real, mc, gl, idx.tolist(), None, None, t, False)
+            o = _class_moments(gg, real, mc, gl, idx.tolist(), None, seed, t, False)
             return tuple(torch.stack(o[k]) for k in ('mu', 'sigma', 'skew')) + (torch.tensor(o['count']),)
         mu, sigma, skew, count = shard_by_class(lambda gg, idx: chunk(gg, torch.as_tensor(cls)[idx]), torch.as_tensor(cls), devices, gen, what='class statistics')
         return {'mu': mu, 'sigma': sigma, 'skew': skew, 'count': count, 'timestep': t}
-    out = _class_moments(gen, real, mc, gl, cls, g, ge, t, show_progress)
+    out = _class_moments(gen, real, mc, gl, cls, g, seed, t, show_progress)
     return {'mu': torch.stack(out['mu']), 'sigma': torch.stack(out['sigma']), 'skew': torch.stack(out['skew']),
             'count': torch.tensor(out['count']), 'timestep': t}
 
-def _class_moments(gen, real, mc, gl, classes, g, ge, t, show_progress) -> dict:
-    "Per-class lists of μ, σ, γ and counts of `classes`, in order (`g`, `ge`: the ddpm-noise and posterior streams, drawn in class order)."
+def posterior_stream(seed: int, c: int) -> torch.Generator:
+    "The posterior draws of class `c` (`encode='sample'`): a stream per class, so a chunk of classes or a device's shard draws what one pass draws."
+    return torch_generator(seed * 1_000_003 + 7919 + c)
+
+def _class_moments(gen, real, mc, gl, classes, g, seed, t, show_progress) -> dict:
+    "Per-class lists of μ, σ, γ and counts of `classes`, in order (`g`: the ddpm mapping's noise, drawn in class order; `seed`: the posterior streams)."
     out = {'mu': [], 'sigma': [], 'skew': [], 'count': []}
     for c in progress(classes, desc='class statistics', disable=not show_progress):
-        mo = Moments()
+        mo, ge = Moments(), posterior_stream(seed, c) if mc.encode == 'sample' else None
         for xb in real.class_batches(c, mc.batch_size):
             if mc.mapping == 'pixel': z = xb
             else:
@@ -197,8 +200,8 @@ def load_statistics(path) -> dict:
 STATISTICS_CHUNKS = 32   # at most this many chunks of classes, each a stage (a unit on the grid's engine): ImageNet-1K's inversion over 32 workers
 
 def one_stream(mc: MappingConfig) -> bool:
-    "Whether the statistics draw one noise stream through all classes in order (DDPM noising, posterior samples): then they are not split."
-    return mc.mapping == 'ddpm' or (mc.mapping == 'inversion' and mc.encode == 'sample')
+    "Whether the statistics draw one noise stream through all classes in order (DDPM noising, Base-DDPM): then they are not split."
+    return mc.mapping == 'ddpm'
 
 def statistics_chunks(num_classes: int, mc: MappingConfig) -> list:
     "The runs of classes whose statistics are stages of their own: fixed by the class count (never by the cluster), one run for `one_stream` mappings."
