@@ -17,7 +17,7 @@ __all__ = ['WORLDS', 'DATASETS', 'LR_SCHEDULES', 'MALLOC_KEEP', 'MALLOC_KEPT', '
            'keep_freed_memory', 'count_parameters', 'share_mode', 'make_temp_dir', 'replace_dir', 'writable_dir',
            'exclusive_lock', 'WriteError', 'free_bytes', 'disk_full_error', 'check_free_space', 'atomic_write',
            'save_json', 'load_json', 'fingerprint', 'file_sha256', 'ddnb_imports_in', 'module_closure',
-           'code_version_of', 'build_code', 'StageCache', 'progress', 'markdown_table']
+           'code_version_of', 'build_code', 'StageCache', 'input_identity', 'progress', 'markdown_table']
 
 # %% ../nbs/00_core.ipynb #c006b
 _TYPES = {'int': (int,), 'float': (int, float), 'str': (str,), 'bool': (bool,)}
@@ -485,6 +485,30 @@ class StageCache:
         except Exception as e:
             why = f"loading failed: {type(e).__name__}: {str(e)[:300]}"
         return load(self.run(name, key, build, verbose, rebuild=why, resumable=resumable))
+
+# %% ../nbs/00_core.ipynb #69a27c8c
+def input_identity(path) -> dict | None:
+    """What a local input *is*, for keys: a file's size and content hash (first and last MiB beyond 64 MiB); a folder's
+    entries two levels deep — files by size (and hash up to 1 MiB: configs), sub-folders by how many entries they hold
+    (an ImageNet root: its splits and class folders with their image counts). Not its path."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        h = hashlib.sha256()
+        with open(p, 'rb') as f:
+            size = p.stat().st_size
+            if size <= 64 * 2**20: h.update(f.read())
+            else: h.update(f.read(2**20)); f.seek(-2**20, 2); h.update(f.read())
+        return {'size': size, 'sha256': h.hexdigest()[:16]}
+    if not p.is_dir(): return None
+    out = {}
+    for a in sorted(p.iterdir()):
+        if a.is_file(): out[a.name] = input_identity(a) if a.stat().st_size <= 2**20 else {'size': a.stat().st_size}
+        elif a.is_dir():
+            for b in sorted(a.iterdir()):
+                rel = f'{a.name}/{b.name}'
+                if b.is_dir(): out[rel] = sum(1 for _ in os.scandir(b))
+                else: out[rel] = input_identity(b) if b.stat().st_size <= 2**20 else {'size': b.stat().st_size}
+    return out
 
 # %% ../nbs/00_core.ipynb #c019
 def progress(iterable=None, **kwargs):

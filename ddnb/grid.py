@@ -8,13 +8,13 @@ import hashlib, json, math, os, platform, shutil, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import (atomic_write, save_json, load_json, progress, default_cache_dir, fingerprint, file_sha256,
-                       writable_dir, exclusive_lock, share_mode, StageCache, module_closure, _module_file, ddnb_imports_in)
+                       writable_dir, exclusive_lock, share_mode, StageCache, module_closure, _module_file, ddnb_imports_in, input_identity)
 
 # %% auto #0
 __all__ = ['PROFILES', 'BASELINES', 'KEY_FREE', 'PATH_PARAMS', 'profile_params', 'experiments_dir', 'GridCell', 'd3hr_studies',
            'ims3_studies', 'sampler_studies', 'keep_variants', 'declared_parameters', 'grid_for', 'notebook_defaults',
            'parameter_problem', 'check_parameters', 'check_cells', 'profile_dir', 'select_cells', 'world_inputs',
-           'missing_inputs', 'notebook_code', 'input_identity', 'cell_key_parts', 'cell_key']
+           'missing_inputs', 'notebook_code', 'cell_key_parts', 'cell_key']
 
 # %% ../nbs/14_grid.ipynb #c006
 _MINI = dict(world='mini', pretrain_steps=1500, gate_n_per_class=100, recon_n=540, num_steps=50, seeds=[0, 1, 2, 3, 4], m=10000,
@@ -300,28 +300,6 @@ def notebook_code(notebook) -> dict:
     mods = sorted(set().union(*(ddnb_imports_in(tm.transform_cell(s)) for s in cells)))
     return {'notebook_code': fingerprint(cells), 'code': {f'ddnb/{m}.py': _source_hash(_module_file(m)) for m in module_closure(*mods)}}
 
-def input_identity(path) -> dict | None:
-    """What a local input *is*, for keys: a file's size and content hash (first and last MiB beyond 64 MiB); a folder's
-    entries two levels deep — files by size (and hash up to 1 MiB: configs), sub-folders by how many entries they hold
-    (an ImageNet root: its splits and class folders with their image counts). Not its path."""
-    p = Path(path).expanduser()
-    if p.is_file():
-        h = hashlib.sha256()
-        with open(p, 'rb') as f:
-            size = p.stat().st_size
-            if size <= 64 * 2**20: h.update(f.read())
-            else: h.update(f.read(2**20)); f.seek(-2**20, 2); h.update(f.read())
-        return {'size': size, 'sha256': h.hexdigest()[:16]}
-    if not p.is_dir(): return None
-    out = {}
-    for a in sorted(p.iterdir()):
-        if a.is_file(): out[a.name] = input_identity(a) if a.stat().st_size <= 2**20 else {'size': a.stat().st_size}
-        elif a.is_dir():
-            for b in sorted(a.iterdir()):
-                rel = f'{a.name}/{b.name}'
-                if b.is_dir(): out[rel] = sum(1 for _ in os.scandir(b))
-                else: out[rel] = input_identity(b) if b.stat().st_size <= 2**20 else {'size': b.stat().st_size}
-    return out
 
 KEY_FREE = ('device',)                                                    # where a cell runs changes nothing it computes
 PATH_PARAMS = ('data_root', 'model_dir', 'feature_weights', 'teacher_weights')   # keyed by content identity, not path

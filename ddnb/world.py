@@ -8,7 +8,7 @@ import copy, json, os
 from functools import cached_property
 from pathlib import Path
 import torch
-from .core import Config, StageCache, fingerprint, get_device, save_json
+from .core import Config, StageCache, fingerprint, get_device, save_json, input_identity
 from .generator import DIT_XL2, DIT_XL2_GFLOPS
 from .data import ImageSet, ImageNetSubset, ShardedImageSet, write_class_shards, load_digits_split, class_list, imagenet1k_index, SUBSETS, IMAGE_SUFFIXES
 
@@ -115,7 +115,7 @@ def paper_real(cfg: Config, split: str, resolution: int, classes: list) -> Shard
     "A split of an ImageNet subset, read once through a DataLoader into per-class uint8 shards (a stage) and streamed from them."
     ds = ImageNetSubset(cfg.data_root, classes, split, resolution, cfg.max_per_class)
     root = Path(cfg.data_root).expanduser().resolve()
-    key = {'root': str(root), 'classes': classes, 'split': split, 'resolution': resolution, 'max_per_class': cfg.max_per_class,
+    key = {'classes': classes, 'split': split, 'resolution': resolution, 'max_per_class': cfg.max_per_class,   # not the root: a moved ImageNet is the same data
            'files': fingerprint([(str(p.relative_to(root)), p.stat().st_size) for p in ds.files]), 'format': 'uint8 shard per class'}
     build = lambda d: write_class_shards(ds, d, 64, _loader_workers(len(ds)), desc=f'reading {split} images')
     return StageCache(cfg.cache_dir).load('real_images', key, build, lambda d: ShardedImageSet(d, fingerprint(key)), verbose=False)
@@ -183,7 +183,7 @@ class World:
         check_paper_inputs(self.cfg, ('generator',))
         md = Path(self.cfg.model_dir).expanduser().resolve()
         files = sorted(p for p in md.rglob('*') if p.is_file() and p.suffix in ('.safetensors', '.bin', '.json'))
-        key = {'model_dir': str(md), 'files': fingerprint([(str(p.relative_to(md)), p.stat().st_size, p.stat().st_mtime_ns) for p in files])}
+        key = {'model': fingerprint([(p.relative_to(md).as_posix(), input_identity(p)) for p in files])}   # what the folder holds, not where: a moved or copied DiT re-runs nothing
         gen = load_generator(md, num_classes=1000, device=self.device)
         if self.cfg.compile_dit: gen.transformer.compile()   # compiled on its first forward; fine-tunes deep-copy it with their own weights
         if self.device.type == 'cuda':   # bf16 DiT forwards and TF32 matmuls on a GPU; the CPU path stays fp32 (tolerance in 02_generator)
@@ -197,7 +197,7 @@ class World:
         return self._generator[0]
     @property
     def generator_key(self) -> dict:
-        "What identifies the generator in stage keys (the mini pretraining key, or the model folder and its files)."
+        "What identifies the generator in stage keys: the mini pretraining key, or what the model folder holds (its files by size and hash, not its path)."
         return self._generator[1]
     @cached_property
     def gen_labels(self) -> torch.Tensor:
