@@ -135,13 +135,13 @@ def class_statistics(gen: DiTGenerator, real: ImageSet, mc: MappingConfig = Mapp
     gl = torch.arange(real.num_classes) if gen_labels is None else gen_labels
     cls = list(range(real.num_classes) if classes is None else classes)
     if len(cls) < real.num_classes and one_stream(mc):
-        raise ValueError(f"class_statistics(classes={classes}): mapping {mc.mapping!r} with encode {mc.encode!r} draws one noise stream through "
+        raise ValueError(f"class_statistics(classes={classes}): mapping {mc.mapping!r} draws one noise stream through "
                          f"all {real.num_classes} classes in order, so a chunk of them would draw other noise; compute all classes at once")
     g = torch_generator(seed)   # the ddpm mapping's noise: one stream through the classes in order
     t = mapped_timestep(gen, mc)
     devices = ([] if gen is None or mc.mapping == 'pixel' else shard_devices(gen)) if devices is None else list(devices)
     if len(devices) > 1 and one_stream(mc):   # one stream runs through all classes: not split
-        print(f"[ddnb] class statistics: on one device of {len(devices)} (mapping {mc.mapping!r}, encode {mc.encode!r} draw from one stream "
+        print(f"[ddnb] class statistics: on one device of {len(devices)} (mapping {mc.mapping!r} draws from one stream "
               "across classes; see 07_d3hr, 'Several devices')", flush=True)
     elif len(devices) > 1:
         def chunk(gg, idx):

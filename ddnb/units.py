@@ -238,13 +238,15 @@ def stage_units(W, asks: list,   # (stage builder, args) pairs; repeats are one 
     (spread over its workers; a GPU worker when `W` is on CUDA), else here. The stages they read (`before`) are built first."""
     from ddnb.engine import Unit, run_units
     if not asks: return []
-    pre = [b for fn, args in asks for b in fn.before(*args)]
+    ids, uniq = [fingerprint(f'{fn.__module__}.{fn.__qualname__}', list(args)) for fn, args in asks], {}
+    for i, (fn, args) in zip(ids, asks): uniq.setdefault(i, (fn, tuple(args)))   # a stage many sets read: one key (φ's weights hashed once), one unit
+    pre = [b for fn, args in uniq.values() for b in fn.before(*args)]
     if pre: stage_units(W, pre, desc, engine)
     engine = engine or current_engine()
     world, cuda = _worker_world(W) if engine is not None else (W, False)
-    units = [Unit('stage', stage_unit_key(W, fn, tuple(args)), _build_stage, (world, fn, tuple(args)), cuda, f'{fn.__name__}{tuple(args)}')
-             for fn, args in asks]
-    return run_units(units, W.cfg.cache_dir, desc, engine)
+    units = [Unit('stage', stage_unit_key(W, fn, args), _build_stage, (world, fn, args), cuda, f'{fn.__name__}{args}') for fn, args in uniq.values()]
+    recs = dict(zip(uniq, run_units(units, W.cfg.cache_dir, desc, engine)))
+    return [recs[i] for i in ids]
 
 @stage_builder(code=('generator',))
 def real_latents_stage(W) -> dict:
@@ -339,11 +341,15 @@ def _ims3_stages(W, spec: dict) -> list:
     "The stages an IMS3-family set reads: its fine-tune, φ's real features (S³), DMGD's prototypes."
     out = [(finetune_stage, (spec['finetune'],))] if spec.get('finetune') is not None else []
     if spec.get('s3') is not None: out.append((real_features_stage, (spec.get('features'),)))   # S³'s real centroids
-    if spec['sampler'] == 'dmgd':
-        from ddnb.dmgd import dmgd_config
-        dc = dmgd_config(**spec['sampler_opts'])
-        if dc.distribution and dc.s != 0: out.append((dmgd_prototypes_stage, (dc.K, dc.prototypes)))
+    if (proto := _dmgd_prototypes(spec)) is not None: out.append((dmgd_prototypes_stage, proto))
     return out
+
+def _dmgd_prototypes(spec: dict) -> tuple | None:
+    "(K, mode) of the class prototypes an IMS3-family set's sampler reads (DMGD with its distribution term on), else None."
+    if spec['sampler'] != 'dmgd': return None
+    from ddnb.dmgd import dmgd_config
+    dc = dmgd_config(**spec['sampler_opts'])
+    return (dc.K, dc.prototypes) if dc.distribution and dc.s != 0 else None
 
 @set_builder(code=('baselines', 's3', 'finetune', 'samplers', 'dmgd', 'igds'), reads=_ims3_reads, label='method', stages=_ims3_stages)
 def ims3_set(W, spec: dict, ipc: int, seed: int):
@@ -357,11 +363,9 @@ def ims3_set(W, spec: dict, ipc: int, seed: int):
         fc = FinetuneConfig(**spec['finetune'])
         gen = _memo(W, 'finetuned', fc.to_key(), lambda: finetuned_generator(W.cfg, W.generator, W.generator_key, train, fc, gen_labels=gl)[0], keep=16)
     sname, sopts = spec['sampler'], dict(spec['sampler_opts'])
-    if sname == 'dmgd':
-        from ddnb.dmgd import dmgd_config, cached_prototypes
-        dc = dmgd_config(**sopts)
-        if dc.distribution and dc.s != 0:   # the codec is the same for every fine-tune: one stage per (data, K, mode), shared by cells
-            sopts['support'] = cached_prototypes(W.cfg.cache_dir, W.generator, W.generator_key, train, dc.K, dc.prototypes)
+    if (proto := _dmgd_prototypes(spec)) is not None:   # the codec is the same for every fine-tune: one stage per (data, K, mode), shared by cells
+        from ddnb.dmgd import cached_prototypes
+        sopts['support'] = cached_prototypes(W.cfg.cache_dir, W.generator, W.generator_key, train, *proto)
     if sname == 'igds' and sopts.get('q') == 'classifier': sopts['classifier'] = _q_classifier(W, spec)
     gs, steps = spec['guidance_scale'], spec['num_steps']
     if spec.get('s3') is None:
